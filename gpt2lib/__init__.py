@@ -1,0 +1,32 @@
+"""gpt2lib: GPT-2 built from scratch in PyTorch, the companion library of the book *GPT-2 from Scratch*.
+
+Every module except this one is generated from a chapter notebook (see the header of each file):
+``tokenizer`` (ch. 1), ``data`` (2), ``attention`` (3), ``model`` (4), ``generate`` (5), ``train`` (6),
+``pretrained`` (7), ``cli`` (8), ``purepy`` (appendix A). Edit the notebooks, then run ``make export``.
+"""
+__version__ = "0.1.0"
+
+
+def default_device() -> str:
+    """The device every chapter uses: CUDA if present, then Apple's MPS, then the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def show_versions() -> None:
+    """Print the versions this notebook runs with (the first cell of every chapter calls it)."""
+    import platform
+    from importlib import metadata
+
+    print(f"python       {platform.python_version()}")
+    for pkg in ("gpt2lib", "torch", "tiktoken", "transformers", "numpy", "matplotlib"):
+        try:
+            print(f"{pkg:<12} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            print(f"{pkg:<12} (not installed)")
+    print(f"device       {default_device()}")
