@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM = false
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
-.PHONY: setup test book export export-check execute bench clean
+.PHONY: setup test book book-check export export-check execute bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ test: setup export-check         ## re-execute every chapter (nbval, strict) and
 
 book: setup                      ## build the HTML book into _build/html; warnings are errors
 	$(VENV)/bin/jupyter-book build . --path-output . -W -n --keep-going
+
+book-check: book                 ## open each built chapter in headless Chromium; screenshots in _build/screenshots
+	$(PY) tools/book_check.py
 
 execute: setup                   ## re-execute notebooks in place (NB=notebooks/01_tokenization.ipynb for one)
 	$(PY) tools/nbtool.py execute $(or $(NB),notebooks/*.ipynb)
