@@ -1,0 +1,260 @@
+"""gpt2lib.data: the corpus, the train/validation split, the windows and the loader (chapter 2)."""
+import re
+
+import pytest
+import tiktoken
+import torch
+from hypothesis import given, settings, strategies as st
+
+from gpt2lib.data import WindowDataset, load_corpus, make_loader, split_text
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return tiktoken.get_encoding("gpt2")
+
+
+# ---------------------------------------------------------------- load_corpus
+
+def test_default_corpus_is_the_sorted_pydoc_topics():
+    from pydoc_data.topics import topics
+
+    text = load_corpus()
+    assert text == "\n\n".join(topics[k] for k in sorted(topics))
+    assert len(text) > 100_000
+    assert load_corpus(None) == text
+
+
+def test_a_file_is_read_as_utf8_byte_for_byte(tmp_path):
+    content = "Grüße, 世界!\r\nline two\n\n€ and an emoji 🐍\n"
+    p = tmp_path / "t.txt"
+    p.write_bytes(content.encode("utf-8"))
+    assert load_corpus(p) == content
+    assert load_corpus(str(p)) == content
+
+
+def test_missing_file_names_it(tmp_path):
+    p = tmp_path / "nowhere" / "missing.txt"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(p))):
+        load_corpus(p)
+
+
+def test_a_folder_is_not_a_file(tmp_path):
+    with pytest.raises(IsADirectoryError, match="folder"):
+        load_corpus(tmp_path)
+
+
+@pytest.mark.parametrize("data, offset", [
+    ("Café".encode("latin-1"), 3),                 # a lone 0xe9
+    (b"\xff\xfeh\x00i\x00", 0),                     # UTF-16 with its byte-order mark
+    (("ok " * 100).encode() + b"\x80 tail", 300),   # a stray continuation byte, later in the file
+])
+def test_non_utf8_file_says_so_and_where(tmp_path, data, offset):
+    p = tmp_path / "bad.txt"
+    p.write_bytes(data)
+    with pytest.raises(ValueError, match=rf"not UTF-8.*byte offset {offset}\b") as info:
+        load_corpus(p)
+    assert str(p) in str(info.value)
+    assert data[:offset].decode("utf-8") is not None  # the bytes before the offset are valid
+    with pytest.raises(UnicodeDecodeError):
+        data[:offset + 4].decode("utf-8")
+
+
+@pytest.mark.parametrize("content", [b"", b"   \n\n\t "])
+def test_empty_file_is_refused(tmp_path, content):
+    p = tmp_path / "empty.txt"
+    p.write_bytes(content)
+    with pytest.raises(ValueError, match="empty"):
+        load_corpus(p)
+
+
+# ---------------------------------------------------------------- split_text
+
+def test_corpus_split_is_at_a_line_start_and_keeps_gpt2_tokens(enc):
+    text = load_corpus()
+    train, val = split_text(text, 0.1)
+    assert train + val == text
+    assert train.endswith("\n") and not val[0].isspace()
+    assert abs(len(val) / len(text) - 0.1) < 0.05
+    # the cut is where GPT-2's tokenizer would cut anyway: no token straddles the two parts
+    assert enc.encode_ordinary(train) + enc.encode_ordinary(val) == enc.encode_ordinary(text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(st.sampled_from("ab \n.é"), min_size=2, max_size=400),
+       frac=st.floats(0.01, 0.99))
+def test_split_partitions_the_text_near_the_fraction(text, frac):
+    train, val = split_text(text, frac)
+    assert train + val == text                      # nothing lost, nothing duplicated
+    assert train and val                            # both parts are usable
+    n = len(text)
+    slack = max(1, round(n * min(frac, 1 - frac) / 2))
+    assert abs(len(train) - round(n * (1 - frac))) <= slack + 1
+    # a line boundary is preferred whenever one lies in the allowed range
+    lo, hi = max(1, round(n * (1 - frac)) - slack), min(n - 1, round(n * (1 - frac)) + slack)
+    if any(text[i - 1] == "\n" for i in range(max(lo, 1), hi + 1)):
+        assert train.endswith("\n")
+
+
+def test_single_line_text_is_cut_at_a_word():
+    text = " ".join(f"w{i}" for i in range(100))
+    train, val = split_text(text, 0.2)
+    assert train + val == text and train.endswith(" ") and not val.startswith(" ")
+    assert abs(len(val) / len(text) - 0.2) < 0.05
+
+
+def test_no_window_straddles_the_split():
+    # ids that encode their own position: a window's ids say which part of the text they came from
+    text = "".join(f"line {i:05d}\n" for i in range(3000))
+    train, val = split_text(text, 0.25)
+    train_ids = [int(l.split()[1]) for l in train.splitlines()]
+    val_ids = [int(l.split()[1]) for l in val.splitlines()]
+    assert train_ids == list(range(len(train_ids))) and val_ids == list(range(len(train_ids), 3000))
+    boundary = len(train_ids)
+    for ids, is_train in [(train_ids, True), (val_ids, False)]:
+        for x, y in WindowDataset(ids, 16, stride=3):
+            window = torch.cat([x, y[-1:]])
+            assert bool((window < boundary).all()) if is_train else bool((window >= boundary).all())
+
+
+@pytest.mark.parametrize("frac", [0, 1, -0.1, 1.5, float("nan")])
+def test_bad_fraction(frac):
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_text("some text\nmore text\n", frac)
+
+
+@pytest.mark.parametrize("frac", ["0.1", None, True])
+def test_fraction_must_be_a_number(frac):
+    with pytest.raises(TypeError, match="val_fraction"):
+        split_text("some text\nmore text\n", frac)
+
+
+@pytest.mark.parametrize("text", ["", "x"])
+def test_text_too_short_to_split(text):
+    with pytest.raises(ValueError, match="too short"):
+        split_text(text, 0.1)
+
+
+def test_split_wants_str():
+    with pytest.raises(TypeError, match="str"):
+        split_text(b"bytes\nare not text\n", 0.1)
+
+
+# ---------------------------------------------------------------- WindowDataset
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(2, 200), block_size=st.integers(1, 40), stride=st.one_of(st.none(), st.integers(1, 50)))
+def test_windows_equal_unfold(n, block_size, stride):
+    ids = torch.randint(0, 50257, (n,), generator=torch.Generator().manual_seed(n))
+    if n < block_size + 1:
+        with pytest.raises(ValueError, match=f"at least {block_size + 1} tokens"):
+            WindowDataset(ids, block_size, stride)
+        return
+    ds = WindowDataset(ids, block_size, stride)
+    ref = ids.unfold(0, block_size + 1, stride or block_size)     # PyTorch's own windowing
+    assert len(ds) == ref.shape[0]
+    for i in range(len(ds)):
+        x, y = ds[i]
+        assert x.dtype == y.dtype == torch.long and x.shape == y.shape == (block_size,)
+        assert torch.equal(x, ref[i, :-1]) and torch.equal(y, ref[i, 1:])
+    assert torch.equal(ds[-1][0], ref[-1, :-1])
+    with pytest.raises(IndexError):
+        ds[len(ds)]
+
+
+def test_window_contents_by_hand():
+    ds = WindowDataset(list(range(10)), block_size=3)
+    assert len(ds) == 3                                           # (10 - 3 - 1) // 3 + 1
+    assert [ds[i][0].tolist() for i in range(3)] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    assert [ds[i][1].tolist() for i in range(3)] == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    ds = WindowDataset(range(10), block_size=4, stride=2)
+    assert [ds[i][0].tolist() for i in range(len(ds))] == [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7]]
+
+
+def test_items_do_not_alias_the_ids():
+    ids = torch.arange(20)
+    x, _ = WindowDataset(ids, 4)[0]
+    x.zero_()
+    assert ids[:4].tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("ids", [[], [1, 2, 3]])
+def test_too_short_says_how_many_tokens(ids):
+    with pytest.raises(ValueError, match=r"needs at least 5 tokens"):
+        WindowDataset(ids, 4)
+
+
+@pytest.mark.parametrize("kw, name", [(dict(block_size=0), "block_size"), (dict(block_size=-3), "block_size"),
+                                      (dict(block_size=4, stride=0), "stride"),
+                                      (dict(block_size=4, stride=-1), "stride")])
+def test_non_positive_sizes(kw, name):
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+        WindowDataset(list(range(100)), **kw)
+
+
+def test_bad_ids():
+    with pytest.raises(TypeError, match="integer"):
+        WindowDataset(torch.rand(100), 4)
+    with pytest.raises(ValueError, match="1-D"):
+        WindowDataset(torch.zeros(10, 10, dtype=torch.long), 4)
+    with pytest.raises(TypeError, match="block_size"):
+        WindowDataset(list(range(100)), 4.0)
+
+
+# ---------------------------------------------------------------- make_loader
+
+IDS = torch.arange(1000) * 7 % 50257
+
+
+def _batches(loader, epochs=1):
+    return [torch.stack(b) for _ in range(epochs) for b in loader]
+
+
+def test_loader_is_deterministic_given_the_seed():
+    a = _batches(make_loader(IDS, 8, 4, seed=3), epochs=2)
+    torch.manual_seed(12345)                                   # the global RNG must not matter
+    torch.rand(7)
+    b = _batches(make_loader(IDS, 8, 4, seed=3), epochs=2)
+    assert len(a) == len(b) == 2 * (124 // 4)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    c = _batches(make_loader(IDS, 8, 4, seed=4), epochs=2)
+    assert not all(torch.equal(u, v) for u, v in zip(a, c))
+    half = len(a) // 2                                            # epochs reshuffle
+    assert not all(torch.equal(u, v) for u, v in zip(a[:half], a[half:]))
+
+
+def test_loader_batches_are_windows_of_the_dataset():
+    loader = make_loader(IDS, 8, 5, stride=4, seed=0, drop_last=False)
+    ds = WindowDataset(IDS, 8, stride=4)
+    seen = []
+    for x, y in loader:
+        assert x.dtype == torch.long and x.shape[1] == 8 and x.shape == y.shape
+        assert torch.equal(x[:, 1:], y[:, :-1])
+        seen += [tuple(r.tolist()) for r in x]
+    assert sorted(seen) == sorted(tuple(ds[i][0].tolist()) for i in range(len(ds)))   # each window once
+
+
+def test_unshuffled_loader_walks_in_order():
+    x, y = next(iter(make_loader(IDS, 8, 3, shuffle=False)))
+    assert torch.equal(x, IDS[:24].view(3, 8)) and torch.equal(y, IDS[1:25].view(3, 8))
+
+
+def test_drop_last():
+    # 124 windows of 8 in 1000 ids
+    assert len(make_loader(IDS, 8, 10)) == 12
+    assert len(make_loader(IDS, 8, 10, drop_last=False)) == 13
+    assert len(make_loader(IDS, 8, 200, drop_last=False)) == 1
+
+
+def test_batch_larger_than_the_windows():
+    with pytest.raises(ValueError, match=r"batch_size=200 is larger than the 124 windows"):
+        make_loader(IDS, 8, 200)
+
+
+def test_loader_bad_sizes():
+    with pytest.raises(ValueError, match="batch_size"):
+        make_loader(IDS, 8, 0)
+    with pytest.raises(ValueError, match="stride"):
+        make_loader(IDS, 8, 4, stride=0)
+    with pytest.raises(ValueError, match="at least 1001 tokens"):
+        make_loader(IDS, 1000, 1)
