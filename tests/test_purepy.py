@@ -1,0 +1,330 @@
+"""Appendix A: GPT-2 in pure Python (gpt2lib.purepy) against gpt2lib's PyTorch model, in float64.
+
+The configurations here are not the ones in the notebook. References: gpt2lib.model.GPT (float64),
+gpt2lib.generate when it exists (otherwise the greedy loop it implements), torch.softmax and
+transformers.GPT2LMHeadModel.
+"""
+import ast
+import copy
+import math
+import random
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gpt2lib import purepy
+from gpt2lib.model import GPT, GPTConfig
+from gpt2lib.purepy import PureGPT, sample_next
+
+ROOT = Path(__file__).resolve().parent.parent
+
+try:
+    from gpt2lib.generate import generate as _gpt2lib_generate
+except ImportError:   # chapter 5 not exported yet: the greedy loop with a sliding window it implements
+    _gpt2lib_generate = None
+
+
+def torch_greedy(model, ids, n):
+    if _gpt2lib_generate is not None:
+        return _gpt2lib_generate(model, torch.tensor([ids]), n, temperature=0.0)[0].tolist()
+    idx = torch.tensor([ids])
+    with torch.no_grad():
+        for _ in range(n):
+            logits = model(idx[:, -model.config.block_size:])[:, -1]
+            idx = torch.cat([idx, logits.argmax(-1, keepdim=True)], dim=1)
+    return idx[0].tolist()
+
+
+def make_model(seed, dtype=torch.float64, std=0.3, **cfg):
+    """A gpt2lib GPT with weights redrawn large enough for spread-out logits (no near-ties)."""
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(**cfg)).to(dtype).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "ln_" in name and name.endswith("weight"):
+                p.normal_(1.0, 0.1)
+            else:
+                p.normal_(0.0, std)
+    return model
+
+
+def torch_logits(model, ids):
+    with torch.no_grad():
+        return model(torch.tensor([ids]))[0]
+
+
+CONFIGS = [
+    dict(n_layer=1, n_head=1, n_embd=8, block_size=8, vocab_size=17),
+    dict(n_layer=3, n_head=2, n_embd=24, block_size=20, vocab_size=53),
+    dict(n_layer=2, n_head=3, n_embd=36, block_size=12, vocab_size=40, bias=False),
+    dict(n_layer=2, n_head=6, n_embd=48, block_size=10, vocab_size=97, layer_norm_eps=1e-3),
+]
+
+
+# --- the module uses the standard library only ------------------------------------------------
+
+def test_imports_are_standard_library_only():
+    tree = ast.parse((ROOT / "gpt2lib" / "purepy.py").read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "relative import in purepy.py"
+            found.add(node.module.split(".")[0])
+    assert found, "no imports found: wrong file?"
+    outside = sorted(found - set(sys.stdlib_module_names))
+    assert not outside, f"purepy.py imports modules outside the standard library: {outside}"
+
+
+def test_runs_with_torch_and_numpy_unimportable():
+    """In a fresh interpreter where importing torch or numpy fails, purepy still loads and runs."""
+    code = (
+        "import sys, random\n"
+        "sys.modules['torch'] = None; sys.modules['numpy'] = None\n"
+        "from gpt2lib.purepy import PureGPT\n"
+        "r = random.Random(0)\n"
+        "M = lambda n, m: [[r.gauss(0, 0.2) for _ in range(m)] for _ in range(n)]\n"
+        "V = lambda n: [r.gauss(0, 0.2) for _ in range(n)]\n"
+        "C = 8\n"
+        "sd = {'wte.weight': M(11, C), 'wpe.weight': M(6, C), 'ln_f.weight': V(C), 'ln_f.bias': V(C)}\n"
+        "for k, v in {'ln_1.weight': V(C), 'ln_1.bias': V(C), 'ln_2.weight': V(C), 'ln_2.bias': V(C),\n"
+        "             'attn.c_attn.weight': M(3 * C, C), 'attn.c_attn.bias': V(3 * C),\n"
+        "             'attn.c_proj.weight': M(C, C), 'attn.c_proj.bias': V(C),\n"
+        "             'mlp.c_fc.weight': M(4 * C, C), 'mlp.c_fc.bias': V(4 * C),\n"
+        "             'mlp.c_proj.weight': M(C, 4 * C), 'mlp.c_proj.bias': V(C)}.items():\n"
+        "    sd['h.0.' + k] = v\n"
+        "pm = PureGPT.from_torch(sd, config={'n_head': 2})\n"
+        "out = pm.generate([1, 2, 3], 3)\n"
+        "assert len(pm.forward([1, 2])) == 2 and len(out) == 6\n"
+        "assert 'torch' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+# --- parity with gpt2lib's GPT in float64 -------------------------------------------------------
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"L{c['n_layer']}H{c['n_head']}C{c['n_embd']}")
+def test_logits_match_gpt2lib(cfg):
+    model = make_model(1, **cfg)
+    pm = PureGPT.from_torch(model)
+    rnd = random.Random(2)
+    for T in (1, cfg["block_size"]):
+        ids = [rnd.randrange(cfg["vocab_size"]) for _ in range(T)]
+        ref = torch_logits(model, ids)
+        assert ref.abs().max() > 1.0            # a real spread of logits, not all near zero
+        got = torch.tensor(pm.forward(ids), dtype=torch.float64)
+        assert got.shape == ref.shape
+        assert (got - ref).abs().max().item() < 1e-9
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"L{c['n_layer']}H{c['n_head']}C{c['n_embd']}")
+def test_greedy_generation_matches_gpt2lib(cfg):
+    model = make_model(3, **cfg)
+    pm = PureGPT.from_torch(model)
+    rnd = random.Random(4)
+    n = cfg["block_size"]
+    prompt = [rnd.randrange(cfg["vocab_size"]) for _ in range(3)]
+    new = n - 3 + 4                              # the last four steps slide the window
+    ref = torch_greedy(model, prompt, new)
+    assert pm.generate(prompt, new) == ref                       # KV cache
+    assert pm.generate(prompt, new, use_cache=False) == ref      # whole context every step
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n_layer=st.integers(1, 3), n_head=st.integers(1, 3), head_dim=st.integers(1, 6),
+       block_size=st.integers(2, 9), vocab_size=st.integers(2, 40), bias=st.booleans(),
+       seed=st.integers(0, 2**16), data=st.data())
+def test_random_configs(n_layer, n_head, head_dim, block_size, vocab_size, bias, seed, data):
+    cfg = dict(n_layer=n_layer, n_head=n_head, n_embd=n_head * head_dim, block_size=block_size,
+               vocab_size=vocab_size, bias=bias)
+    model = make_model(seed, **cfg)
+    pm = PureGPT.from_torch(model)
+    ids = data.draw(st.lists(st.integers(0, vocab_size - 1), min_size=1, max_size=block_size))
+    got = torch.tensor(pm.forward(ids), dtype=torch.float64)
+    assert (got - torch_logits(model, ids)).abs().max().item() < 1e-9
+    new = data.draw(st.integers(0, block_size + 2))
+    assert pm.generate(ids, new) == torch_greedy(model, ids, new)
+
+
+def test_from_float32_model_state_dict_and_prefixes():
+    cfg = CONFIGS[1]
+    model32 = make_model(5, dtype=torch.float32, **cfg)
+    ids = [5, 0, 52, 17, 17, 3]
+    ref = torch_logits(copy.deepcopy(model32).double(), ids)   # float32 weights, float64 arithmetic
+    sd = model32.state_dict()
+    for src, config in [(model32, None), (sd, dict(n_head=2)), (sd, model32.config),
+                        ({"module._orig_mod." + k: v for k, v in sd.items()}, dict(n_head=2))]:
+        pm = PureGPT.from_torch(src, config)
+        assert pm.config.n_head == 2 and pm.config.n_layer == 3
+        got = torch.tensor(pm.forward(ids), dtype=torch.float64)
+        assert (got - ref).abs().max().item() < 1e-9
+        assert pm.lm_head is pm.wte                  # the tied head is not copied twice
+        assert pm.num_params() == model32.num_params()
+
+
+def test_untied_head_is_used():
+    model = make_model(6, **CONFIGS[0])
+    model.lm_head = torch.nn.Linear(8, 17, bias=False).double()    # a head of its own, untied
+    pm = PureGPT.from_torch(model)
+    assert pm.lm_head is not pm.wte
+    assert pm.num_params() == sum(p.numel() for p in model.parameters())
+    ids = [1, 2, 3]
+    got = torch.tensor(pm.forward(ids), dtype=torch.float64)
+    assert (got - torch_logits(model, ids)).abs().max().item() < 1e-9
+
+
+def test_transformers_gpt2_weights_load_transposed():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(7)
+    hf_cfg = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=20, n_positions=9, vocab_size=31,
+                                     bos_token_id=0, eos_token_id=0, layer_norm_epsilon=1e-4)
+    hf = transformers.GPT2LMHeadModel(hf_cfg).double().eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.normal_(0.0, 0.3)
+    pm = PureGPT.from_torch(hf)
+    assert (pm.config.block_size, pm.config.n_head, pm.config.layer_norm_eps) == (9, 2, 1e-4)
+    ids = [3, 30, 0, 7, 7, 12, 1, 2, 29]
+    with torch.no_grad():
+        ref = hf(torch.tensor([ids])).logits[0]
+    assert (torch.tensor(pm.forward(ids), dtype=torch.float64) - ref).abs().max().item() < 1e-9
+
+
+# --- the KV cache: one position per new token ---------------------------------------------------
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_kv_cache_runs_one_position_per_token(monkeypatch, use_cache):
+    cfg = CONFIGS[1]
+    pm = PureGPT.from_torch(make_model(8, **cfg))
+    calls = Counter()
+    linear, matvec = purepy.linear, purepy.matvec
+
+    def counting_linear(x, W, b=None):
+        calls["linear"] += 1
+        return linear(x, W, b)
+
+    def counting_matvec(W, x):
+        calls["head" if len(W) == cfg["vocab_size"] else "other"] += 1
+        return matvec(W, x)
+
+    monkeypatch.setattr(purepy, "linear", counting_linear)
+    monkeypatch.setattr(purepy, "matvec", counting_matvec)
+    T, n, L = 4, 6, cfg["n_layer"]
+    pm.generate([1, 2, 3, 4], n, use_cache=use_cache)
+    positions = T + (n - 1) if use_cache else sum(T + s for s in range(n))
+    assert calls["linear"] == 4 * L * positions        # c_attn, c_proj, c_fc, c_proj per position
+    assert calls["head"] == n                           # the head only for the last position
+
+
+# --- sampling -----------------------------------------------------------------------------------
+
+def test_sampling_is_reproducible_with_a_seed():
+    cfg = CONFIGS[3]
+    pm = PureGPT.from_torch(make_model(9, std=0.1, **cfg))
+    kw = dict(temperature=1.3, top_k=20)
+    a = pm.generate([5, 6], 8, seed=123, **kw)
+    assert a == pm.generate([5, 6], 8, seed=123, **kw)
+    assert a != pm.generate([5, 6], 8, seed=124, **kw)
+    state = random.getstate()
+    pm.generate([5, 6], 3, temperature=1.0)            # no seed: draws, but from its own generator
+    assert random.getstate() == state
+
+
+def test_top_k_one_is_greedy_and_samples_stay_in_the_top_k():
+    cfg = CONFIGS[1]
+    model = make_model(10, std=0.1, **cfg)
+    pm = PureGPT.from_torch(model)
+    prompt = [1, 2, 3]
+    assert pm.generate(prompt, 10, temperature=5.0, top_k=1, seed=0) == torch_greedy(model, prompt, 10)
+    out = pm.generate(prompt, 15, temperature=2.0, top_k=3, seed=1)
+    for t in range(len(prompt), len(out)):
+        top3 = torch_logits(model, out[max(0, t - cfg["block_size"]):t])[-1].topk(3).indices.tolist()
+        assert out[t] in top3
+
+
+@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 3)])
+def test_sample_next_follows_the_softmax(temperature, top_k):
+    logits = [0.3, -1.0, 2.0, 1.1, 0.0]
+    z = torch.tensor(logits, dtype=torch.float64) / temperature
+    if top_k is not None:
+        z[z < z.topk(top_k).values[-1]] = -math.inf
+    p = torch.softmax(z, 0).tolist()
+    rng, n = random.Random(0), 20000
+    freq = Counter(sample_next(logits, temperature, top_k, rng) for _ in range(n))
+    for i, pi in enumerate(p):
+        assert abs(freq[i] / n - pi) < 4 * math.sqrt(pi * (1 - pi) / n) + 1e-12, (i, freq[i] / n, pi)
+    assert sample_next(logits) == 2 and sample_next(logits, 0.0, 2) == 2
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pm():
+    return PureGPT.from_torch(make_model(11, **CONFIGS[0]))     # vocab 17, block_size 8
+
+
+@pytest.mark.parametrize("ids, error, match", [
+    ([], ValueError, "empty"),
+    ([3, 17], ValueError, r"token id 17 at position 1 is outside the vocabulary \[0, 17\)"),
+    ([-1], ValueError, "outside the vocabulary"),
+    (list(range(9)), ValueError, r"longer than the context \(block_size=8\).*crop"),
+    ("hello", TypeError, "not text"),
+    ([[1, 2]], TypeError, "flat list"),
+    ([1.5], TypeError, "flat list"),
+    (None, TypeError, "flat list"),
+])
+def test_forward_bad_ids(pm, ids, error, match):
+    with pytest.raises(error, match=match):
+        pm.forward(ids)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(max_new_tokens=-1), "max_new_tokens"),
+    (dict(max_new_tokens=2.5), "max_new_tokens"),
+    (dict(max_new_tokens=2, temperature=-0.1), "temperature"),
+    (dict(max_new_tokens=2, temperature=float("nan")), "temperature"),
+    (dict(max_new_tokens=2, temperature=1.0, top_k=0), "top_k"),
+])
+def test_generate_bad_arguments(pm, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pm.generate([1, 2], **kwargs)
+    with pytest.raises(ValueError, match="empty"):
+        pm.generate([], 3)
+
+
+def test_generate_edge_cases(pm):
+    assert pm.generate([1, 2], 0) == [1, 2]
+    long = [i % 17 for i in range(11)]                 # longer than block_size: the window slides
+    assert pm.generate(long, 2)[:11] == long and len(pm.generate(long, 2)) == 13
+
+
+def test_from_torch_bad_inputs():
+    model = make_model(12, **CONFIGS[1])
+    sd = model.state_dict()
+    with pytest.raises(TypeError, match="model .*or a state dict"):
+        PureGPT.from_torch(42)
+    with pytest.raises(KeyError, match="wte.weight"):
+        PureGPT.from_torch({"foo": torch.zeros(2)})
+    with pytest.raises(KeyError, match="h.1.mlp.c_fc.weight"):
+        PureGPT.from_torch({k: v for k, v in sd.items() if k != "transformer.h.1.mlp.c_fc.weight"},
+                           dict(n_head=2))
+    with pytest.raises(ValueError, match="number of heads.*n_head"):
+        PureGPT.from_torch(sd)                          # width 24 is none of GPT-2's sizes
+    with pytest.raises(ValueError, match="vocab_size=50.*weights have 53"):
+        PureGPT.from_torch(sd, dict(n_head=2, vocab_size=50))
+    with pytest.raises(ValueError, match="divisible"):
+        PureGPT.from_torch(sd, dict(n_head=5))
+    bad = dict(sd)
+    bad["transformer.h.0.mlp.c_proj.weight"] = torch.zeros(24, 24)
+    with pytest.raises(ValueError, match=r"h.0.mlp.c_proj.weight has shape \(24, 24\), expected \(24, 96\)"):
+        PureGPT.from_torch(bad, dict(n_head=2))
