@@ -55,3 +55,13 @@ def test_chapter_has_one_title(nb):
     titles = [line for c in cells(nb) if c["cell_type"] == "markdown"
               for line in "".join(c["source"]).splitlines() if re.match(r"# \S", line)]
     assert len(titles) == 1, f"{nb.name}: one '# Title' heading expected, found {titles}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_nbval_markers_are_alone_on_their_line(nb):
+    """nbval ignores `# NBVAL_IGNORE_OUTPUT (why)`: the marker must be the whole comment."""
+    known = {"NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "NBVAL_CHECK_OUTPUT", "NBVAL_RAISES_EXCEPTION"}
+    for c in cells(nb):
+        for line in "".join(c["source"]).splitlines():
+            if c["cell_type"] == "code" and line.strip().startswith("#") and "NBVAL_" in line:
+                assert line.strip().lstrip("#").strip() in known, f"{nb.name}: {line.strip()!r}"
