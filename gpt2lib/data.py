@@ -91,6 +91,17 @@ def _positive_int(name: str, value) -> int:
     return value
 
 
+def _as_id_tensor(ids) -> torch.Tensor:
+    if isinstance(ids, (str, bytes)):
+        raise TypeError("ids must be token ids, not text: encode the text with a tokenizer first")
+    try:
+        if isinstance(ids, (torch.Tensor, list, tuple)) or hasattr(ids, "__array__"):
+            return torch.as_tensor(ids)
+        return torch.as_tensor(list(ids))                                     # range, generator, ...
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"ids must be a 1-D sequence of integer token ids ({e})") from None
+
+
 class WindowDataset(Dataset):
     """Windows of ``block_size`` token ids and their next-token targets, every ``stride`` tokens.
 
@@ -101,7 +112,7 @@ class WindowDataset(Dataset):
     def __init__(self, ids, block_size: int, stride: int | None = None):
         self.block_size = _positive_int("block_size", block_size)
         self.stride = block_size if stride is None else _positive_int("stride", stride)
-        ids = torch.as_tensor(ids if isinstance(ids, torch.Tensor) else list(ids))
+        ids = _as_id_tensor(ids)
         if ids.numel() and (ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool):
             raise TypeError(f"ids must be integer token ids, got a tensor of {ids.dtype}")
         if ids.dim() != 1:

@@ -199,6 +199,21 @@ def test_bad_ids():
         WindowDataset(torch.zeros(10, 10, dtype=torch.long), 4)
     with pytest.raises(TypeError, match="block_size"):
         WindowDataset(list(range(100)), 4.0)
+    with pytest.raises(TypeError, match="encode the text"):
+        WindowDataset("some text, not ids", 4)
+    with pytest.raises(TypeError, match="integer token ids"):
+        WindowDataset([[1, 2], [3]], 1)
+
+
+def test_ids_of_any_integer_kind():
+    import numpy as np
+
+    ref = WindowDataset(list(range(50)), 6, stride=5)
+    for ids in (torch.arange(50, dtype=torch.int32), np.arange(50), np.arange(50, dtype=np.uint16), range(50),
+                tuple(range(50)), (i for i in range(50))):
+        ds = WindowDataset(ids, 6, stride=5)
+        assert len(ds) == len(ref) == 9
+        assert all(torch.equal(ds[i][0], ref[i][0]) and ds[i][0].dtype == torch.long for i in range(len(ds)))
 
 
 # ---------------------------------------------------------------- make_loader
