@@ -683,8 +683,9 @@ def train(model: GPT, train_ids, val_ids=None, cfg: TrainConfig | None = None, *
             for micro in range(cfg.grad_accum):
                 idx = batch_indices(len(data), cfg.batch_size, step * cfg.grad_accum + micro,
                                     cfg.seed, rank, world)
-                x = torch.stack([data[i][0] for i in idx.tolist()]).to(device)   # [B, T]
-                y = torch.stack([data[i][1] for i in idx.tolist()]).to(device)   # [B, T]
+                pairs = [data[i] for i in idx.tolist()]                          # B x (x, y)
+                x = torch.stack([p[0] for p in pairs]).to(device)                # [B, T]
+                y = torch.stack([p[1] for p in pairs]).to(device)                # [B, T]
                 last = micro == cfg.grad_accum - 1
                 with (ddp.no_sync() if ddp is not None and not last else nullcontext()), amp:
                     loss = lm_loss(fwd(x), y) / cfg.grad_accum                  # [B, T, V] -> scalar
