@@ -7,7 +7,9 @@ Runs alternate (ours, tiktoken, ours, ...) so that a busy machine slows both ali
 cache before every run, so each distinct chunk is merged again. Exit status 1 if the ids differ.
 """
 import argparse
+import json
 import os
+import platform
 import statistics
 import sys
 import time
@@ -18,6 +20,8 @@ import tiktoken  # noqa: E402
 from pydoc_data.topics import topics  # noqa: E402
 
 from gpt2lib.tokenizer import gpt2_tokenizer  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "tokenizer.json")
 
 
 def timed(f):
@@ -46,6 +50,15 @@ def main(argv=None) -> int:
     print(f"gpt2lib (warm)     {t_warm * 1000:8.1f} ms   ratio {t_warm / t_ref:.2f}x")
     print(f"gpt2lib (cold)     {t_cold * 1000:8.1f} ms   ratio {t_cold / t_ref:.2f}x")
     print(f"ids identical: {same}")
+    result = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+              "python": platform.python_version(), "tiktoken": tiktoken.__version__,
+              "loadavg": os.getloadavg(), "runs": args.runs, "characters": len(text),
+              "tokens": len(ids_ref), "tiktoken_s": t_ref, "gpt2lib_warm_s": t_warm,
+              "gpt2lib_cold_s": t_cold, "ratio_warm": t_warm / t_ref, "ratio_cold": t_cold / t_ref,
+              "ids_identical": same}
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump(result, f, indent=1)
     return 0 if same else 1
 
 
