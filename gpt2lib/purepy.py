@@ -4,6 +4,7 @@ import math
 import heapq
 import operator
 import random
+import warnings
 from dataclasses import dataclass
 from operator import add, mul
 
@@ -42,7 +43,7 @@ def linear(x: list, W: list, b: list | None = None) -> list:
 def softmax(x: list) -> list:
     """exp(x_i) / sum_j exp(x_j), with the maximum subtracted first so exp never overflows."""
     m = max(x)
-    e = [math.exp(v - m) for v in x]                # [n], every value in (0, 1]
+    e = [math.exp(v - m) for v in x]                # [n], each in [0, 1], the largest 1
     s = sum(e)
     return [v / s for v in e]                       # [n], sums to 1
 
@@ -357,7 +358,8 @@ del _run, forward, new_cache
 def sample_next(logits: list, temperature: float = 0.0, top_k: int | None = None,
                 rng: random.Random | None = None) -> int:
     """The next token id from one position's logits [vocab]: the argmax when temperature is 0,
-    otherwise a draw from softmax(logits / temperature), restricted to the top_k largest if given."""
+    otherwise a draw from softmax(logits / temperature), restricted to the top_k largest if given.
+    rng is a random.Random (default: the random module's own generator)."""
     if temperature == 0.0:
         return max(range(len(logits)), key=logits.__getitem__)   # first maximum, as torch.argmax
     z = [v / temperature for v in logits]                          # [vocab]
@@ -383,7 +385,14 @@ def generate(self, ids, max_new_tokens: int, temperature: float = 0.0, top_k: in
         raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
-    rng, n = random.Random(seed), self.config.block_size
+    rng, n, T = random.Random(seed), self.config.block_size, len(ids)
+    if T > n:
+        warnings.warn(f"the prompt has {T} tokens but the context holds {n}: the model sees only the "
+                      f"last {n} (the output still starts with the whole prompt)", stacklevel=2)
+    elif T + max_new_tokens > n:
+        warnings.warn(f"prompt ({T}) + max_new_tokens ({max_new_tokens}) exceed the context of {n} "
+                      f"tokens: after {n - T} new tokens the window slides, and each further step runs "
+                      f"the model over the whole window (slower)", stacklevel=2)
     out, cache = list(ids), None
     for _ in range(max_new_tokens):
         if cache is not None and len(out) <= n:

@@ -1,7 +1,7 @@
 """Appendix A: GPT-2 in pure Python (gpt2lib.purepy) against gpt2lib's PyTorch model, in float64.
 
 The configurations here are not the ones in the notebook. References: gpt2lib.model.GPT (float64),
-gpt2lib.generate when it exists (otherwise the greedy loop it implements), torch.softmax and
+gpt2lib.generate.generate (greedy, KV cache, sliding window), torch.softmax and
 transformers.GPT2LMHeadModel.
 """
 import ast
@@ -10,6 +10,7 @@ import math
 import random
 import subprocess
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -24,21 +25,20 @@ from gpt2lib.purepy import PureGPT, sample_next
 
 ROOT = Path(__file__).resolve().parent.parent
 
-try:
-    from gpt2lib.generate import generate as _gpt2lib_generate
-except ImportError:   # chapter 5 not exported yet: the greedy loop with a sliding window it implements
-    _gpt2lib_generate = None
+from gpt2lib.generate import generate as gpt2lib_generate
 
 
 def torch_greedy(model, ids, n):
-    if _gpt2lib_generate is not None:
-        return _gpt2lib_generate(model, torch.tensor([ids]), n, temperature=0.0)[0].tolist()
-    idx = torch.tensor([ids])
-    with torch.no_grad():
-        for _ in range(n):
-            logits = model(idx[:, -model.config.block_size:])[:, -1]
-            idx = torch.cat([idx, logits.argmax(-1, keepdim=True)], dim=1)
-    return idx[0].tolist()
+    """gpt2lib's greedy generation (it warns when the window slides: not the point here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return gpt2lib_generate(model, torch.tensor([ids]), n, temperature=0.0)[0].tolist()
+
+
+def pure_generate(pm, ids, n, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pm.generate(ids, n, **kw)
 
 
 def make_model(seed, dtype=torch.float64, std=0.3, **cfg):
@@ -136,8 +136,8 @@ def test_greedy_generation_matches_gpt2lib(cfg):
     prompt = [rnd.randrange(cfg["vocab_size"]) for _ in range(3)]
     new = n - 3 + 4                              # the last four steps slide the window
     ref = torch_greedy(model, prompt, new)
-    assert pm.generate(prompt, new) == ref                       # KV cache
-    assert pm.generate(prompt, new, use_cache=False) == ref      # whole context every step
+    assert pure_generate(pm, prompt, new) == ref                       # KV cache
+    assert pure_generate(pm, prompt, new, use_cache=False) == ref      # whole context every step
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -153,7 +153,7 @@ def test_random_configs(n_layer, n_head, head_dim, block_size, vocab_size, bias,
     got = torch.tensor(pm.forward(ids), dtype=torch.float64)
     assert (got - torch_logits(model, ids)).abs().max().item() < 1e-9
     new = data.draw(st.integers(0, block_size + 2))
-    assert pm.generate(ids, new) == torch_greedy(model, ids, new)
+    assert pure_generate(pm, ids, new) == torch_greedy(model, ids, new)
 
 
 def test_from_float32_model_state_dict_and_prefixes():
@@ -302,10 +302,18 @@ def test_generate_bad_arguments(pm, kwargs, match):
         pm.generate([], 3)
 
 
-def test_generate_edge_cases(pm):
+def test_generate_edge_cases_and_window_warnings(pm):
     assert pm.generate([1, 2], 0) == [1, 2]
-    long = [i % 17 for i in range(11)]                 # longer than block_size: the window slides
-    assert pm.generate(long, 2)[:11] == long and len(pm.generate(long, 2)) == 13
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # within the window: no warning
+        assert len(pm.generate([1, 2], 6)) == 8
+    with pytest.warns(UserWarning, match=r"after 6 new tokens the window slides"):
+        assert len(pm.generate([1, 2], 7)) == 9
+    long = [i % 17 for i in range(11)]                 # longer than block_size: the model sees the last 8
+    with pytest.warns(UserWarning, match="the prompt has 11 tokens but the context holds 8"):
+        out = pm.generate(long, 2)
+    assert out[:11] == long and len(out) == 13
+    assert out[11:] == pure_generate(pm, long[-8:], 2)[8:]
 
 
 def test_from_torch_bad_inputs():
