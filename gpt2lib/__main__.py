@@ -1,0 +1,3 @@
+from gpt2lib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,467 @@
+"""The command line (chapter 8): each command in-process through main([...]) and as a subprocess.
+
+The models are tiny and local: a random `transformers.GPT2LMHeadModel` written by `save_pretrained`
+(GPT-2's vocabulary, so GPT-2's tokenizer applies) and a checkpoint from a few steps of `train`.
+"""
+import functools
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+import tiktoken
+import torch
+from hypothesis import given, settings, strategies as st
+
+from conftest import ROOT
+from gpt2lib import cli
+from gpt2lib.tokenizer import gpt2_tokenizer
+
+PROMPT = "Once upon a time, in a small village"
+# One thread per process: on a small shared CPU, oversubscribed threads make tiny models 10x slower.
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONIOENCODING": "utf-8",
+       "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run_cli(*args, input=None, env=None):
+    """`python -m gpt2lib ARGS` in a fresh process: (returncode, stdout, stderr)."""
+    p = subprocess.run([sys.executable, "-m", "gpt2lib", *args], input=input, capture_output=True,
+                       text=True, encoding="utf-8", env=env or ENV, cwd=ROOT, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def one_error_line(err: str) -> str:
+    """stderr must be exactly one line, `error: ...`, with no traceback."""
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got:\n{err}"
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# ---- fixtures: a tiny Hugging Face folder and what transformers generates from it ----------------
+
+@pytest.fixture(scope="session")
+def hf_dir(tmp_path_factory):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    # initializer_range 0.3: a random model whose greedy text does not just repeat one token
+    config = GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=128, vocab_size=50257,
+                        initializer_range=0.3)
+    path = tmp_path_factory.mktemp("tiny_gpt2")
+    GPT2LMHeadModel(config).eval().save_pretrained(path)
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def _hf_model(path):
+    from transformers import GPT2LMHeadModel
+
+    return GPT2LMHeadModel.from_pretrained(path).eval()
+
+
+def hf_greedy(path, prompt: str, max_new_tokens: int) -> list[int]:
+    """transformers' own greedy continuation (new token ids only) of `prompt`, from the folder."""
+    model = _hf_model(path)
+    ids = tiktoken.get_encoding("gpt2").encode(prompt)
+    out = model.generate(torch.tensor([ids]), max_new_tokens=max_new_tokens, do_sample=False,
+                         pad_token_id=50256)
+    return out[0, len(ids):].tolist()
+
+
+# ---- the command line itself ---------------------------------------------------------------------
+
+def test_help_of_every_command_has_examples(capsys):
+    assert cli.main(["--help"]) == 0
+    top = capsys.readouterr().out
+    for command in ("generate", "chat", "validate", "train"):
+        assert command in top
+        assert cli.main([command, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert "examples:" in text and f"python -m gpt2lib {command}" in text
+        assert ("--device" in text) == (command != "validate")   # validate loads on the CPU
+
+
+@pytest.mark.parametrize("argv, needle", [
+    ([], "choose a command"),
+    (["bogus"], "invalid choice"),
+    (["generate"], "--prompt"),
+    (["generate", "--prompt", "x", "--temperature", "-1"], "--temperature"),
+    (["generate", "--prompt", "x", "--temperature", "nan"], "--temperature"),
+    (["generate", "--prompt", "x", "--top-p", "0"], "--top-p"),
+    (["generate", "--prompt", "x", "--top-p", "1.5"], "--top-p"),
+    (["generate", "--prompt", "x", "--top-k", "0"], "--top-k"),
+    (["generate", "--prompt", "x", "--max-new-tokens", "-3"], "--max-new-tokens"),
+    (["generate", "--prompt", "x", "--seed", "abc"], "--seed"),
+    (["generate", "--prompt", "x", "--greedy", "--top-k", "5"], "--greedy"),
+    (["generate", "--prompt", "x", "--weights", "a", "--ckpt", "b"], "not allowed with"),
+    (["chat", "--temperature", "hot"], "--temperature"),
+])
+def test_bad_command_lines_give_one_line_and_exit_2(capsys, argv, needle):
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert needle in one_error_line(err) and out == ""
+
+
+def test_missing_weights_path(capsys, tmp_path):
+    missing = tmp_path / "no_such_model"
+    assert cli.main(["generate", "--weights", str(missing), "--prompt", "Hi"]) == 1
+    out, err = capsys.readouterr()
+    line = one_error_line(err)
+    assert str(missing) in line and "no such file" in line and out == ""
+    assert cli.main(["generate", "--weights", "gpt2", "--prompt", "Hi"]) == 1   # a hub name given as a path
+    assert "--model gpt2" in one_error_line(capsys.readouterr().err)
+
+
+def test_unavailable_device(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert cli.main(["generate", "--device", "cuda", "--prompt", "Hi"]) == 1
+    assert "--device cpu" in one_error_line(capsys.readouterr().err)
+    assert cli.main(["generate", "--device", "tpu9", "--prompt", "Hi"]) == 1
+    assert "unknown device" in one_error_line(capsys.readouterr().err)
+
+
+# ---- streaming text ------------------------------------------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=40))
+def test_streamed_pieces_add_up_to_the_text(text):
+    tok = gpt2_tokenizer()
+    ids = tiktoken.get_encoding("gpt2").encode(text, disallowed_special=())
+    stream = cli.TextStream(tok)
+    pieces = [stream.push(i) for i in ids] + [stream.flush()]
+    assert "".join(pieces) == text                    # (st.text has no lone surrogates: it round-trips)
+    if "\ufffd" not in text:
+        assert not any("\ufffd" in p for p in pieces)  # never half a character on screen
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 50256), max_size=12))
+def test_streamed_pieces_of_any_ids_equal_decode(ids):
+    stream = cli.TextStream(gpt2_tokenizer())
+    pieces = [stream.push(i) for i in ids] + [stream.flush()]
+    assert "".join(pieces) == tiktoken.get_encoding("gpt2").decode(ids)
+
+
+def test_a_character_split_across_tokens_is_printed_whole():
+    enc = tiktoken.get_encoding("gpt2")
+    ids = enc.encode("🦙 llama")
+    assert enc.decode([ids[0]]) == "\ufffd"           # the emoji's bytes are spread over several tokens
+    stream = cli.TextStream(gpt2_tokenizer())
+    pieces = [stream.push(i) for i in ids]
+    assert pieces[0] == "" and "🦙" in pieces and "\ufffd" not in "".join(pieces)
+
+
+# ---- train, and a checkpoint with its own tokenizer ----------------------------------------------
+
+TINY_TRAIN = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "4",
+              "--vocab-size", "300", "--eval-interval", "2", "--ckpt-interval", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def text_file(tmp_path_factory):
+    from gpt2lib.data import load_corpus
+
+    path = tmp_path_factory.mktemp("text") / "tiny.txt"
+    path.write_text(load_corpus()[:6000], encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ckpt(tmp_path_factory, text_file):
+    """A run folder written by `train` --max-steps 4: Ctrl-C after step 2, then the same command with --resume."""
+    import gpt2lib.train
+
+    out = tmp_path_factory.mktemp("run") / "out"
+    argv = ["train", "--data", str(text_file), "--out", str(out), "--max-steps", "4", *TINY_TRAIN]
+    real = gpt2lib.train.batch_indices
+
+    def interrupted(n_windows, batch_size, micro_step, *rest):
+        if micro_step == 2:                     # the user presses Ctrl-C during step 3
+            raise KeyboardInterrupt
+        return real(n_windows, batch_size, micro_step, *rest)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gpt2lib.train, "batch_indices", interrupted)
+        assert cli.main(argv) == 130            # the shell's code for Ctrl-C; a checkpoint is saved
+    assert (out / "latest").read_text().strip() == "step-0000002"
+    assert cli.main(argv + ["--resume"]) == 0
+    return out
+
+
+def test_train_interrupted_and_resumed_equals_one_run(ckpt, text_file, tmp_path, capsys):
+    from safetensors.torch import load_file
+    from gpt2lib.train import load_checkpoint
+
+    resumed = load_checkpoint(ckpt)
+    assert resumed.step == 4 and resumed.tokenizer.n_vocab == 300
+    straight = tmp_path / "straight"            # the same 4 steps without a stop: the same weights
+    assert cli.main(["train", "--data", str(text_file), "--out", str(straight), "--max-steps", "4",
+                     *TINY_TRAIN]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith("step 4: train loss") and f"--ckpt {straight}" in lines[-1]
+    a = load_file(resumed.path / "model.safetensors")
+    b = load_file(load_checkpoint(straight).path / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def test_resume_with_another_shape_is_refused(ckpt, text_file, capsys):
+    assert cli.main(["train", "--data", str(text_file), "--out", str(ckpt), "--resume", "--n-layer", "3",
+                     "--max-steps", "6"]) == 1
+    assert "n_layer=1, not 3" in one_error_line(capsys.readouterr().err)
+
+
+def test_train_bad_data(tmp_path, capsys):
+    assert cli.main(["train", "--data", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "o")]) == 1
+    assert "no such file" in one_error_line(capsys.readouterr().err)
+    binary = tmp_path / "latin1.txt"
+    binary.write_bytes("caf\xe9 au lait".encode("latin-1") * 10)
+    assert cli.main(["train", "--data", str(binary), "--out", str(tmp_path / "o")]) == 1
+    assert "UTF-8" in one_error_line(capsys.readouterr().err)
+
+
+# ---- generate ------------------------------------------------------------------------------------
+
+def test_generate_greedy_matches_transformers_in_process(hf_dir, capsys):
+    expected = hf_greedy(hf_dir, PROMPT, 20)
+    assert cli.main(["generate", "--weights", str(hf_dir), "--greedy", "--max-new-tokens", "20",
+                     "--show-ids", "--prompt", PROMPT]) == 0
+    out, err = capsys.readouterr()
+    text, prompt_line, new_line = out.splitlines()[:-2], out.splitlines()[-2], out.splitlines()[-1]
+    assert "\n".join(text) == PROMPT + gpt2_tokenizer().decode(expected)
+    assert prompt_line == f"prompt ids ({len(tiktoken.get_encoding('gpt2').encode(PROMPT))}): " \
+                          f"{tiktoken.get_encoding('gpt2').encode(PROMPT)}"
+    assert new_line == f"generated ids ({len(expected)}): {expected}"
+
+
+def test_generate_greedy_matches_transformers_as_a_subprocess(hf_dir):
+    """The reviewers' check: `python -m gpt2lib generate --weights DIR --greedy` = transformers' greedy text."""
+    prompt = "The meaning of life is"
+    expected = tiktoken.get_encoding("gpt2").decode(hf_greedy(hf_dir, prompt, 30))
+    code, out, err = run_cli("generate", "--weights", str(hf_dir), "--greedy", "--max-new-tokens", "30",
+                             "--prompt", prompt)
+    assert code == 0, err
+    assert out == prompt + expected + "\n"
+
+
+def test_generate_streams_text_while_it_generates(hf_dir, monkeypatch):
+    """Text reaches stdout between forward passes, not all at the end."""
+    from gpt2lib.model import GPT
+
+    events, forward = [], GPT.forward
+
+    def logged_forward(self, *a, **k):
+        events.append("forward")
+        return forward(self, *a, **k)
+
+    class Stdout(io.StringIO):
+        def write(self, s):
+            if s:
+                events.append("write")
+            return super().write(s)
+
+    monkeypatch.setattr(GPT, "forward", logged_forward)
+    monkeypatch.setattr(sys, "stdout", Stdout())
+    assert cli.main(["generate", "--weights", str(hf_dir), "--greedy", "--max-new-tokens", "8",
+                     "--prompt", PROMPT]) == 0
+    last_forward = len(events) - 1 - events[::-1].index("forward")
+    # the prompt, then at least one piece of the continuation, are written before the last forward pass
+    assert events[:last_forward].count("write") >= 2
+
+
+def test_generate_sampling_is_seeded(hf_dir, capsys):
+    argv = ["generate", "--weights", str(hf_dir), "--temperature", "0.9", "--top-k", "20", "--top-p", "0.95",
+            "--max-new-tokens", "12", "--prompt", PROMPT]
+    runs = []
+    for seed in ("1", "1", "2"):
+        assert cli.main(argv + ["--seed", seed]) == 0
+        runs.append(capsys.readouterr().out)
+    assert runs[0] == runs[1] != runs[2]
+    assert all(r.startswith(PROMPT) for r in runs)
+
+
+def test_generate_from_a_training_checkpoint_matches_transformers(ckpt, capsys):
+    """--ckpt: the checkpoint's own tokenizer (a 300-token BPE) and weights; transformers as the reference."""
+    from gpt2lib.pretrained import to_transformers
+    from gpt2lib.train import load_checkpoint
+
+    ck = load_checkpoint(ckpt)
+    prompt = "The return value"
+    ids = ck.tokenizer.encode(prompt)
+    ref = to_transformers(ck.model.eval()).generate(torch.tensor([ids]), max_new_tokens=10, do_sample=False,
+                                                    eos_token_id=[], pad_token_id=0)[0, len(ids):].tolist()
+    assert cli.main(["generate", "--ckpt", str(ckpt), "--greedy", "--max-new-tokens", "10", "--show-ids",
+                     "--prompt", prompt]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == f"generated ids (10): {ref}"
+    assert out.startswith(prompt + ck.tokenizer.decode(ref))
+
+
+def test_prompt_longer_than_the_context(hf_dir, capsys):
+    assert cli.main(["generate", "--weights", str(hf_dir), "--prompt", "word " * 200]) == 1
+    out, err = capsys.readouterr()
+    n = len(tiktoken.get_encoding("gpt2").encode("word " * 200))
+    line = one_error_line(err)
+    assert f"is {n} tokens long" in line and "holds only 128" in line and out == ""
+
+
+def test_ctrl_c_during_generate_exits_130(hf_dir, capsys, monkeypatch):
+    import gpt2lib.generate as gen
+
+    def interrupted(*args, **kwargs):
+        yield 11
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gen, "stream", interrupted)
+    assert cli.main(["generate", "--weights", str(hf_dir), "--prompt", "Hi"]) == 130
+    out, err = capsys.readouterr()
+    assert out == "Hi,\n" and err.strip() == "interrupted"          # token 11 is ","
+
+
+# ---- bad weights ---------------------------------------------------------------------------------
+
+def _copy_folder(src, dst):
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_corrupted_weights_give_one_line(hf_dir, tmp_path, capsys, damage):
+    bad = _copy_folder(hf_dir, tmp_path / "bad")
+    weights = bad / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes({"garbage": bytes(range(256)) * 4, "truncated": data[: len(data) // 2],
+                         "empty": b""}[damage])
+    assert cli.main(["generate", "--weights", str(bad), "--prompt", "Hi"]) == 1
+    out, err = capsys.readouterr()
+    assert "model.safetensors" in one_error_line(err) and out == ""
+
+
+def test_weights_of_the_wrong_shape(hf_dir, tmp_path, capsys):
+    import json
+
+    bad = _copy_folder(hf_dir, tmp_path / "wrong_shape")
+    config = json.loads((bad / "config.json").read_text())
+    config["n_layer"] = 3                                   # the file holds 2 blocks
+    (bad / "config.json").write_text(json.dumps(config))
+    assert cli.main(["generate", "--weights", str(bad), "--prompt", "Hi"]) == 1
+    assert "transformer.h.2" in one_error_line(capsys.readouterr().err)
+    pt = tmp_path / "not_a_model.pt"
+    torch.save({"weight": torch.zeros(3, 3)}, pt)
+    assert cli.main(["generate", "--weights", str(pt), "--prompt", "Hi"]) == 1
+    one_error_line(capsys.readouterr().err)
+
+
+def test_bad_and_corrupted_weights_as_a_subprocess(hf_dir, tmp_path):
+    code, out, err = run_cli("generate", "--weights", str(tmp_path / "missing"), "--prompt", "Hi")
+    assert code == 1 and out == "" and "no such file" in one_error_line(err)
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    code, out, err = run_cli("generate", "--weights", str(bad), "--prompt", "Hi")
+    assert code == 1 and out == "" and "broken.safetensors" in one_error_line(err)
+
+
+def test_no_network_for_a_hub_name(tmp_path):
+    env = {**ENV, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-cache")}
+    code, out, err = run_cli("generate", "--model", "gpt2", "--prompt", "Hi", env=env)
+    assert code == 1 and out == ""
+    line = one_error_line(err)
+    assert "gpt2" in line and "offline" in line
+
+
+# ---- chat ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ending", ["exit\n", "quit\n", "  QUIT  \n", ""])   # "" = end of input (Ctrl-D)
+def test_chat_through_stdin(hf_dir, capsys, monkeypatch, ending):
+    expected = gpt2_tokenizer().decode(hf_greedy(hf_dir, PROMPT, 6))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{PROMPT}\n\n{ending}never read\n" if ending else PROMPT + "\n"))
+    assert cli.main(["chat", "--weights", str(hf_dir), "--greedy", "--max-new-tokens", "6"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Prompt > {PROMPT}\n{expected}\nPrompt > \n")
+    assert "never read" not in out
+
+
+def test_chat_ctrl_c_stops_one_answer_and_an_error_does_not_end_the_loop(hf_dir, capsys, monkeypatch):
+    import gpt2lib.generate as gen
+
+    real, calls = gen.stream, []
+
+    def first_answer_interrupted(*args, **kwargs):
+        calls.append(1)
+        for i, token in enumerate(real(*args, **kwargs)):
+            if len(calls) == 1 and i == 2:
+                raise KeyboardInterrupt
+            yield token
+
+    monkeypatch.setattr(gen, "stream", first_answer_interrupted)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{PROMPT}\n{'word ' * 200}\n{PROMPT}\nexit\n"))
+    assert cli.main(["chat", "--weights", str(hf_dir), "--greedy", "--max-new-tokens", "6"]) == 0
+    out, err = capsys.readouterr()
+    full = gpt2_tokenizer().decode(hf_greedy(hf_dir, PROMPT, 6))
+    answers = [line for line in out.splitlines() if not line.startswith("Prompt > ")]
+    assert answers[0].endswith(" [stopped]") and full.startswith(answers[0][:-len(" [stopped]")])
+    assert answers[-1] == full                              # the loop went on after Ctrl-C and the error
+    assert "context" in [l for l in err.splitlines() if l.startswith("error: ")][0]
+
+
+def test_chat_as_a_subprocess(hf_dir):
+    expected = tiktoken.get_encoding("gpt2").decode(hf_greedy(hf_dir, "Hello", 5))
+    code, out, err = run_cli("chat", "--weights", str(hf_dir), "--greedy", "--max-new-tokens", "5",
+                             input="Hello\nexit\n")
+    assert code == 0, err
+    assert out == f"Prompt > Hello\n{expected}\nPrompt > exit\n"
+
+
+# ---- validate ------------------------------------------------------------------------------------
+
+def test_validate_passes_on_a_save_pretrained_folder(hf_dir, capsys):
+    assert cli.main(["validate", "--weights", str(hf_dir), "--max-new-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out.splitlines()[-1] and "FAIL" not in out
+
+
+def test_validate_fails_when_the_models_disagree(hf_dir, capsys):
+    assert cli.main(["validate", "--weights", str(hf_dir), "--max-new-tokens", "4", "--atol", "1e-30"]) == 1
+    out, err = capsys.readouterr()
+    assert "FAIL" in out and "logits" in one_error_line(err)
+
+
+def test_validate_as_a_subprocess(hf_dir):
+    code, out, err = run_cli("validate", "--weights", str(hf_dir), "--max-new-tokens", "5", "--prompt", "Hi there")
+    assert code == 0 and "PASS" in out.splitlines()[-1], err
+
+
+def test_train_as_a_subprocess(text_file, tmp_path):
+    code, out, err = run_cli("train", "--data", str(text_file), "--out", str(tmp_path / "o"), "--max-steps", "1",
+                             *TINY_TRAIN)
+    assert code == 0, err
+    assert out.startswith("step 1: train loss") and (tmp_path / "o" / "latest").is_file()
+
+
+def test_console_script_and_module_agree():
+    script = os.path.join(os.path.dirname(sys.executable), "gpt2lib")
+    if not os.path.exists(script):
+        pytest.skip("gpt2lib is not installed with its console script here")
+    p = subprocess.run([script, "chat", "--help"], capture_output=True, text=True, env=ENV, timeout=60)
+    assert p.returncode == 0 and "examples:" in p.stdout
+
+
+def test_ckpt_and_weights_mixed_up(hf_dir, ckpt, capsys):
+    assert cli.main(["generate", "--ckpt", str(hf_dir), "--prompt", "Hi"]) == 1
+    assert f"use --weights {hf_dir}" in one_error_line(capsys.readouterr().err)
+    assert cli.main(["generate", "--weights", str(ckpt), "--prompt", "Hi"]) == 1
+    assert f"use --ckpt {ckpt}" in one_error_line(capsys.readouterr().err)
