@@ -166,7 +166,7 @@ def infer_config(state_dict: dict, known: dict | None = None, n_head: int | None
     vocab_size and n_embd come from wte, block_size from wpe, n_layer from the ``h.N`` keys and bias
     from the presence of LayerNorm biases. The number of heads leaves no trace in any shape (the heads
     are slices of one fused matrix), so unless ``n_head`` or ``known`` gives it, GPT-2's convention
-    of 64 dimensions per head is used: n_head = n_embd // 64.
+    of 64 dimensions per head is used: n_head = n_embd // 64. ``n_head`` wins over ``known``.
     """
     known = dict(known or {})
     wte, wpe = state_dict.get("transformer.wte.weight"), state_dict.get("transformer.wpe.weight")
@@ -324,9 +324,14 @@ def read_checkpoint(path) -> tuple[dict, dict]:
         if (path / "model.safetensors").is_file():
             return _read_safetensors(path / "model.safetensors"), known
         if (path / "model.safetensors.index.json").is_file():
-            index = json.loads((path / "model.safetensors.index.json").read_text(encoding="utf-8"))
+            try:
+                index = json.loads((path / "model.safetensors.index.json").read_text(encoding="utf-8"))
+                shards = sorted(set(index["weight_map"].values()))
+            except (json.JSONDecodeError, KeyError, AttributeError) as e:
+                raise WeightsError(f"{path / 'model.safetensors.index.json'} is damaged ({_why(e)}); "
+                                   f"download or save the model again") from None
             sd = {}
-            for shard in sorted(set(index["weight_map"].values())):
+            for shard in shards:
                 sd.update(_read_safetensors(path / shard))
             return sd, known
         sd, more = _read_torch(path / "pytorch_model.bin")
@@ -349,7 +354,8 @@ def load_pretrained(name_or_path, device=None, dtype=None, n_head: int | None = 
     refused), or a hub name (gpt2, gpt2-medium, gpt2-large, gpt2-xl), downloaded once with a progress
     bar. Keys may carry ``transformer.``, ``module.`` or ``_orig_mod.`` prefixes; Conv1D weights are
     transposed when the file is in Hugging Face's layout. Without a config.json the config is inferred
-    from the shapes, with n_head = n_embd // 64 unless ``n_head`` is given.
+    from the shapes; the number of heads leaves no trace in them, so it is n_embd // 64 (GPT-2's head
+    size) unless the checkpoint states it. ``n_head``, when given, overrides both.
     device: default "cpu"; dtype: default torch.float32.
     Raises FileNotFoundError for a missing path and WeightsError (a ValueError) for everything else.
     """

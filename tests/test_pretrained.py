@@ -127,6 +127,10 @@ def write(tmp_path, kind, hf):
     if kind == "folder":
         hf.save_pretrained(tmp_path)
         return tmp_path
+    if kind == "folder-sharded":       # large models are saved in pieces, with an index
+        hf.save_pretrained(tmp_path, max_shard_size="300KB")
+        assert (tmp_path / "model.safetensors.index.json").is_file()
+        return tmp_path
     if kind == "folder-bin":           # an older folder: config.json + pytorch_model.bin
         hf.config.save_pretrained(tmp_path)
         torch.save(legacy_sd(hf), tmp_path / "pytorch_model.bin")
@@ -152,7 +156,7 @@ def write(tmp_path, kind, hf):
     raise AssertionError(kind)
 
 
-KINDS = ["folder", "folder-bin", "safetensors", "safetensors-legacy", "pt-ddp", "pt-compiled-gpt2lib",
+KINDS = ["folder", "folder-sharded", "folder-bin", "safetensors", "safetensors-legacy", "pt-ddp", "pt-compiled-gpt2lib",
          "pt-no-prefix-gpt2lib", "pt-ddp-compiled"]
 
 
@@ -386,6 +390,18 @@ def test_offline_hub_name_fails_fast(tmp_path, monkeypatch):
     with pytest.raises(WeightsError, match=r"cannot download 'gpt2-medium': offline mode.*load_pretrained\('path"):
         load_pretrained("gpt2-medium")
     assert time.monotonic() - t0 < 15    # a hang would take 25 s or more; this is not a speed test
+
+
+def test_hub_name_found_in_the_cache_loads_offline(tmp_path, monkeypatch, small):
+    import huggingface_hub.constants as hub
+    hf, idx, greedy = small
+    repo = tmp_path / "models--gpt2"                # huggingface_hub's cache layout: refs/main -> snapshot
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    hf.save_pretrained(repo / "snapshots" / ("0" * 40))
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert_parity(load_pretrained("gpt2"), hf, idx, greedy)
 
 
 def test_unreachable_hub_fails_fast(tmp_path, monkeypatch):
