@@ -65,8 +65,8 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
 def hub_folder(name: str) -> Path:
     """The local folder (config.json + model.safetensors) of a GPT-2 size on the hub, downloading it if needed."""
     how = (f"copy the weights here once from a machine with a network (e.g. `hf download {name} config.json "
-           f"model.safetensors --local-dir {name.split('/')[-1]}`) and load the folder or file instead: "
-           f"load_pretrained('path/to/folder')")
+           f"model.safetensors --local-dir {name.split('/')[-1]}`) and load that folder instead: "
+           f"load_pretrained('path/to/folder'), or --weights PATH on the command line")
     try:
         from huggingface_hub import constants, hf_hub_download
     except ImportError:
