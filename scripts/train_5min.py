@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--embd", type=int, default=128)
     p.add_argument("--block", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--steps", type=int, default=1400)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--dropout", type=float, default=0.1)
