@@ -465,3 +465,54 @@ def test_ckpt_and_weights_mixed_up(hf_dir, ckpt, capsys):
     assert f"use --weights {hf_dir}" in one_error_line(capsys.readouterr().err)
     assert cli.main(["generate", "--weights", str(ckpt), "--prompt", "Hi"]) == 1
     assert f"use --ckpt {ckpt}" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_long_generation_slides_the_window_with_a_one_line_note(hf_dir, capsys):
+    prompt = "word " * 110                                  # 111 tokens + 30 new > 128 positions
+    assert cli.main(["generate", "--weights", str(hf_dir), "--greedy", "--max-new-tokens", "30",
+                     "--show-ids", "--prompt", prompt]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1].startswith("generated ids (30): ")
+    assert [l for l in err.splitlines() if l] == [l for l in err.splitlines() if l.startswith("note: ")] != []
+
+
+def test_empty_prompt_starts_from_end_of_text_as_transformers_does(hf_dir, capsys):
+    model = _hf_model(hf_dir)
+    ref = model.generate(torch.tensor([[50256]]), max_new_tokens=8, do_sample=False,
+                         pad_token_id=50256)[0, 1:].tolist()
+    assert cli.main(["generate", "--weights", str(hf_dir), "--greedy", "--max-new-tokens", "8", "--show-ids",
+                     "--prompt", ""]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-2:] == ["prompt ids (1): [50256]", f"generated ids ({len(ref)}): {ref}"]
+
+
+def test_prompt_from_stdin(hf_dir, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PROMPT))
+    assert cli.main(["generate", "--weights", str(hf_dir), "--greedy", "--max-new-tokens", "5", "--prompt", "-"]) == 0
+    assert capsys.readouterr().out == PROMPT + gpt2_tokenizer().decode(hf_greedy(hf_dir, PROMPT, 5)) + "\n"
+
+
+def test_ctrl_c_at_the_chat_prompt_does_not_leave(hf_dir, capsys, monkeypatch):
+    answers = iter([KeyboardInterrupt, "quit"])
+
+    def read_prompt(prompt="Prompt > "):
+        a = next(answers)
+        if a is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        return a
+
+    monkeypatch.setattr(cli, "read_prompt", read_prompt)
+    assert cli.main(["chat", "--weights", str(hf_dir)]) == 0
+    assert "exit or quit" in capsys.readouterr().err
+
+
+def test_unknown_hub_name(capsys):
+    assert cli.main(["generate", "--model", "gpt3", "--prompt", "Hi"]) == 1
+    assert "gpt2-medium" in one_error_line(capsys.readouterr().err)
+
+
+def test_write_survives_a_terminal_that_cannot_show_the_text():
+    raw = io.BytesIO()
+    ascii_terminal = io.TextIOWrapper(raw, encoding="ascii")
+    cli.write("caf\u00e9 \U0001f999\n", ascii_terminal)
+    assert raw.getvalue() == b"caf? ?\n"
