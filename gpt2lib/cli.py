@@ -8,7 +8,8 @@ import sys
 import warnings
 from pathlib import Path
 
-HUB_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+HUB_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")   # = gpt2lib.pretrained.HUB_NAMES, named
+                                                               # here so that --help needs no torch
 
 
 class CLIError(Exception):
@@ -104,6 +105,8 @@ def _add_model_options(p, checkpoint: bool = True, device: bool = True):
     if checkpoint:
         which.add_argument("--ckpt", metavar="PATH", help="a checkpoint written by `gpt2lib train` "
                            "(chapter 6), with its own tokenizer")
+    src.add_argument("--n-head", type=positive_int, metavar="N", help="the number of attention heads, for a "
+                     "weights file without config.json (no tensor shape shows it; default n_embd // 64)")
     if not device:
         return
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto (the default: "
@@ -288,6 +291,8 @@ def load_model(args: argparse.Namespace):
         raise CLIError(f"--ckpt {ckpt} is a Hugging Face folder, not a training checkpoint: use --weights {ckpt}")
     if weights and ((path / "latest").is_file() or (path / "checkpoint.json").is_file()):
         raise CLIError(f"--weights {weights} is a checkpoint written by `train`: use --ckpt {weights}")
+    if ckpt and args.n_head:
+        raise UsageError("--n-head is for a weights file without config.json; a checkpoint knows its shape")
     device = resolve_device(args.device)
     import torch
 
@@ -302,12 +307,8 @@ def load_model(args: argparse.Namespace):
     else:
         from gpt2lib.pretrained import load_pretrained
         from gpt2lib.tokenizer import gpt2_tokenizer
-        model = load_pretrained(path or args.model or "gpt2", device=device, dtype=dtype)
+        model = load_pretrained(path or args.model or "gpt2", device=device, dtype=dtype, n_head=args.n_head)
         tokenizer = gpt2_tokenizer()
-        if model.config.vocab_size < tokenizer.n_vocab:
-            raise CLIError(f"these weights have a vocabulary of {model.config.vocab_size} tokens, but GPT-2's "
-                           f"tokenizer needs {tokenizer.n_vocab}; a model trained with its own tokenizer loads "
-                           f"with --ckpt")
     return model.eval(), tokenizer
 
 
@@ -364,17 +365,23 @@ def end_of_text_id(tokenizer) -> int | None:
         return None
 
 
-def encode_prompt(tokenizer, prompt: str, block_size: int) -> list[int]:
-    """The prompt's token ids; an empty prompt starts from <|endoftext|>, as GPT-2's training documents did."""
+def encode_prompt(tokenizer, prompt: str, config) -> list[int]:
+    """The prompt's token ids, checked against the model's context and vocabulary (``config``).
+
+    An empty prompt starts from <|endoftext|>, as a new document in GPT-2's training data did."""
     ids = tokenizer.encode(prompt, allowed_special="all")   # "<|endoftext|>" in a prompt: the token, as in HF
     if not ids:
         eot = end_of_text_id(tokenizer)
-        if eot is None:
+        if eot is None or eot >= config.vocab_size:
             raise CLIError("the prompt is empty; give the model some text to continue")
         ids = [eot]
-    if len(ids) > block_size:
+    if len(ids) > config.block_size:
         raise CLIError(f"the prompt is {len(ids)} tokens long, but the model's context holds only "
-                       f"{block_size}; shorten the prompt")
+                       f"{config.block_size}; shorten the prompt")
+    if max(ids) >= config.vocab_size:
+        raise CLIError(f"the prompt has token id {max(ids)}, but the model knows only {config.vocab_size} "
+                       f"tokens: it was not trained with this tokenizer (a checkpoint of `train` with its "
+                       f"own tokenizer loads with --ckpt)")
     return ids
 
 
@@ -386,6 +393,8 @@ def complete(model, tokenizer, ids: list[int], args: argparse.Namespace, out=Non
     device = next(model.parameters()).device
     idx = torch.tensor([ids], dtype=torch.long, device=device)          # [1, T]
     eot = None if args.ignore_eos else end_of_text_id(tokenizer)
+    if eot is not None and eot >= model.config.vocab_size:              # a small model without it
+        eot = None
     text, new = TextStream(tokenizer), []
     with warnings.catch_warnings(record=True) as caught:               # "the window will slide": one line
         warnings.simplefilter("always")
@@ -413,7 +422,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     sampling_options(args)                                  # a bad combination fails before the model loads
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     model, tokenizer = load_model(args)
-    ids = encode_prompt(tokenizer, prompt, model.config.block_size)
+    ids = encode_prompt(tokenizer, prompt, model.config)
     write(prompt)
     try:
         new = complete(model, tokenizer, ids, args)
@@ -462,7 +471,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not line.strip():
             continue
         try:
-            ids = encode_prompt(tokenizer, line, model.config.block_size)
+            ids = encode_prompt(tokenizer, line, model.config)
             new = complete(model, tokenizer, ids, args)
             write("\n")
             if args.show_ids:
@@ -483,7 +492,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except ImportError:
         raise CLIError("validate compares with Hugging Face transformers, which is not installed: "
                        "pip install transformers") from None
-    report = parity_report(source, prompt=args.prompt, max_new_tokens=args.max_new_tokens,
+    report = parity_report(source, prompt=args.prompt, max_new_tokens=args.max_new_tokens, n_head=args.n_head,
                            atol=args.atol, verbose=False)
     write(report.table() + "\n")
     if not report.passed:
@@ -533,8 +542,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"model: {model.num_params():,} parameters (n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
           f"block_size={c.block_size}, vocab_size={c.vocab_size}); data: {len(train_ids):,} training and "
           f"{len(val_ids):,} validation tokens", file=sys.stderr)
-    history = train(model, train_ids, val_ids, cfg, tokenizer=tokenizer,
-                    val_bytes=len(val_text.encode("utf-8")), resume=args.resume)
+    try:
+        history = train(model, train_ids, val_ids, cfg, tokenizer=tokenizer,
+                        val_bytes=len(val_text.encode("utf-8")), resume=args.resume)
+    except KeyboardInterrupt:                         # train() has saved a checkpoint: say how to go on
+        print(f"interrupted: the last checkpoint is in {args.out}; run the same command with --resume "
+              f"to continue", file=sys.stderr)
+        return 130
     line = f"step {history['step'][-1] if history['step'] else 0}"
     if history["loss"]:
         line += f": train loss {history['loss'][-1]:.3f}"

@@ -3,6 +3,7 @@
 The models are tiny and local: a random `transformers.GPT2LMHeadModel` written by `save_pretrained`
 (GPT-2's vocabulary, so GPT-2's tokenizer applies) and a checkpoint from a few steps of `train`.
 """
+import contextlib
 import functools
 import io
 import os
@@ -191,9 +192,12 @@ def ckpt(tmp_path_factory, text_file):
             raise KeyboardInterrupt
         return real(n_windows, batch_size, micro_step, *rest)
 
-    with pytest.MonkeyPatch.context() as mp:
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
         mp.setattr(gpt2lib.train, "batch_indices", interrupted)
         assert cli.main(argv) == 130            # the shell's code for Ctrl-C; a checkpoint is saved
+    assert err.getvalue().splitlines()[-1] == (f"interrupted: the last checkpoint is in {out}; "
+                                               f"run the same command with --resume to continue")
     assert (out / "latest").read_text().strip() == "step-0000002"
     assert cli.main(argv + ["--resume"]) == 0
     return out
@@ -516,3 +520,51 @@ def test_write_survives_a_terminal_that_cannot_show_the_text():
     ascii_terminal = io.TextIOWrapper(raw, encoding="ascii")
     cli.write("caf\u00e9 \U0001f999\n", ascii_terminal)
     assert raw.getvalue() == b"caf? ?\n"
+
+
+def test_hub_names_are_chapter_7s():
+    from gpt2lib.pretrained import HUB_NAMES
+
+    assert cli.HUB_NAMES == HUB_NAMES
+
+
+def test_debug_shows_the_traceback_and_a_bug_still_gets_one_line(capsys, monkeypatch, tmp_path):
+    with pytest.raises(cli.CLIError, match="no such file"):
+        cli.main(["--debug", "generate", "--weights", str(tmp_path / "missing"), "--prompt", "Hi"])
+
+    def buggy(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "cmd_generate", buggy)
+    assert cli.main(["generate", "--prompt", "Hi"]) == 1
+    assert one_error_line(capsys.readouterr().err) == \
+        "error: ZeroDivisionError: division by zero (run with --debug for the traceback)"
+
+
+def test_a_bare_safetensors_file_with_n_head(hf_dir, ckpt, capsys):
+    """No config.json beside the file: --n-head gives what no tensor shape reveals (here 4, not 64 // 64)."""
+    expected = hf_greedy(hf_dir, PROMPT, 10)
+    assert cli.main(["generate", "--weights", str(hf_dir / "model.safetensors"), "--n-head", "4", "--greedy",
+                     "--max-new-tokens", "10", "--show-ids", "--prompt", PROMPT]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"generated ids (10): {expected}"
+    assert cli.main(["generate", "--ckpt", str(ckpt), "--n-head", "4", "--prompt", PROMPT]) == 2
+    assert "a checkpoint knows its shape" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_small_vocabulary_with_gpt2s_tokenizer(tmp_path, capsys):
+    """Weights with fewer than 50257 tokens: prompts whose ids fit work (and match transformers); others fail."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(1)
+    config = GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=64, vocab_size=1000, initializer_range=0.3,
+                        bos_token_id=None, eos_token_id=None)
+    model = GPT2LMHeadModel(config).eval()
+    model.save_pretrained(tmp_path)
+    ids = tiktoken.get_encoding("gpt2").encode("a, b. c")
+    assert max(ids) < 1000
+    ref = model.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False, pad_token_id=0)[0, len(ids):]
+    assert cli.main(["generate", "--weights", str(tmp_path), "--greedy", "--max-new-tokens", "6", "--show-ids",
+                     "--prompt", "a, b. c"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"generated ids (6): {ref.tolist()}"
+    assert cli.main(["generate", "--weights", str(tmp_path), "--prompt", "Hello"]) == 1
+    assert "only 1000 tokens" in one_error_line(capsys.readouterr().err)
