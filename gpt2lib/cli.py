@@ -96,7 +96,7 @@ EXAMPLES = {
 
 
 def _add_model_options(p, checkpoint: bool = True, device: bool = True):
-    src = p.add_argument_group("model (one of)")
+    src = p.add_argument_group("model (one of --model, --weights" + (", --ckpt)" if checkpoint else ")"))
     which = src.add_mutually_exclusive_group()
     which.add_argument("--model", metavar="NAME", help=f"a model on the Hugging Face hub: {', '.join(HUB_NAMES)} "
                        "(the default is gpt2; needs the network the first time)")
@@ -225,14 +225,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             raise UsageError("choose a command: generate, chat, validate or train "
                              "(see `python -m gpt2lib --help`)")
-        return run(args)
+        return dispatch(args)
     except SystemExit as e:                                           # --help (code 0)
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:                                           # `... | head` closed the pipe
-        sys.stdout = open(os.devnull, "w")
+    except BrokenPipeError:                           # `... | head` closed the pipe: stop quietly, and
+        try:                                          # point stdout at /dev/null so that Python's final
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # flush cannot fail again
+        except (OSError, ValueError, AttributeError):
+            pass
         return 1
     except Exception as e:
         if debug:
@@ -245,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if isinstance(e, UsageError) else 1
 
 
-def run(args: argparse.Namespace) -> int:
+def dispatch(args: argparse.Namespace) -> int:
     """Dispatch a parsed command line to its command."""
     if args.command == "generate":
         return cmd_generate(args)
