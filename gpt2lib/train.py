@@ -297,41 +297,36 @@ def batch_indices(n_windows: int, batch_size: int, micro_step: int, seed: int = 
     return _epoch_order(n_windows, seed, epoch)[start:start + batch_size]   # [batch_size]
 
 
-@dataclass
-class DistInfo:
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-    device: str = "cpu"
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+def _autocast(device: torch.device, dtype: str):
+    """bf16 autocast on CUDA when asked (or 'auto' and supported); plain float32 elsewhere."""
+    if device.type == "cuda" and (dtype == "bfloat16" or (dtype == "auto" and torch.cuda.is_bf16_supported())):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
 
 
-def setup_ddp(backend: str | None = None) -> DistInfo:
-    """Join the process group that ``torchrun`` describes in the environment (RANK, WORLD_SIZE, ...).
+def _sample(model: GPT, tokenizer, prompt: str, n: int, seed: int) -> str:
+    from gpt2lib.generate import generate
 
-    Without torchrun this does nothing and returns rank 0 of 1. Backend: nccl with CUDA, else gloo.
-    Each process drives one device: cuda:LOCAL_RANK, or the CPU.
-    """
-    from gpt2lib import default_device
-
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        return DistInfo(device=default_device())
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    cuda = torch.cuda.is_available()
-    if cuda:
-        torch.cuda.set_device(local_rank)
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend or ("nccl" if cuda else "gloo"))
-    return DistInfo(dist.get_rank(), local_rank, dist.get_world_size(),
-                    f"cuda:{local_rank}" if cuda else "cpu")
+    ids = tokenizer.encode(prompt) or [0]
+    idx = torch.tensor([ids], device=next(model.parameters()).device)      # [1, t]
+    was_training = model.training
+    model.eval()
+    out = generate(model, idx, n, temperature=0.8, top_k=40, seed=seed)    # [1, t + n]
+    model.train(was_training)
+    return tokenizer.decode(out[0, len(ids):].tolist())
 
 
-def cleanup_ddp() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def _rng_state() -> dict:
+    """The random generators that dropout draws from: saved with every checkpoint."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def new_history() -> dict:
+    return {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": [], "val_bpb": [],
+            "samples": [], "tokens": 0, "seconds": 0.0}
 
 
 PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
@@ -355,6 +350,158 @@ def estimate_mfu(model: nn.Module, seq_len: int, tokens_per_s: float, peak_flops
         if peak_flops is None:
             return None
     return flops_per_token(model, seq_len) * tokens_per_s / peak_flops
+
+
+def train(model: GPT, train_ids, val_ids=None, cfg: TrainConfig | None = None, *, tokenizer=None,
+          val_bytes: int | None = None, resume=False, callback=None) -> dict:
+    """Train ``model`` on the token ids ``train_ids``; return the history (losses, lr, validation, samples).
+
+    Each optimizer step: ``grad_accum`` micro-batches of ``batch_size`` windows (per process), loss
+    backward, gradient clipping, AdamW at lr_at(step). Every ``eval_interval`` steps the whole
+    ``val_ids`` is scored (bits per byte if ``val_bytes``, the UTF-8 size of the validation text, is
+    given). ``resume``: True to continue from ``cfg.out_dir`` if it holds a checkpoint, or a checkpoint
+    path. Under torchrun (after ``setup_ddp()``) the model is wrapped in DistributedDataParallel and each
+    rank reads its own shard of every batch. Ctrl-C saves a checkpoint (if ``out_dir``) and re-raises.
+    ``callback(step, history)`` runs after every step.
+    """
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    from tqdm.auto import tqdm
+    from gpt2lib import default_device
+    from gpt2lib.data import WindowDataset
+
+    cfg = cfg or TrainConfig()
+    rank, world = _dist_info()
+    device = torch.device(cfg.device or (f"cuda:{torch.cuda.current_device()}"
+                                         if world > 1 and torch.cuda.is_available() else default_device()))
+    T = cfg.block_size or model.config.block_size
+    if T > model.config.block_size:
+        raise ValueError(f"block_size {T} is longer than the model's context ({model.config.block_size})")
+    train_ids = _as_ids(train_ids, "train_ids")
+    if len(train_ids) < T + 1:
+        raise ValueError(f"train_ids has {len(train_ids)} tokens, fewer than one window of block_size+1 = "
+                         f"{T + 1}; use a smaller block_size or more text")
+    data = WindowDataset(train_ids, T, stride=cfg.stride or T)
+    batch_indices(len(data), cfg.batch_size, 0, cfg.seed, rank, world)   # fails now if a batch cannot fit
+    if val_ids is not None:
+        val_ids = _as_ids(val_ids, "val_ids")
+
+    model.to(device)
+    if device.type == "cuda":                     # TF32 matmuls for whatever stays in float32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    optimizer = configure_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, fused=cfg.fused)
+    history, step = new_history(), 0
+    if resume is True and not cfg.out_dir:
+        raise ValueError("resume=True needs cfg.out_dir (the run folder to resume from)")
+    where = Path(cfg.out_dir if resume is True else resume) if resume else None
+    if where is not None and resume is True and not (where / "latest").is_file():
+        if rank == 0:
+            print(f"no checkpoint in {where} yet: starting from step 0")
+        where = None
+    if where is not None:
+        ck = load_checkpoint(where, model, optimizer, device=device, restore_rng=True)
+        step, history = ck.step, ck.history or new_history()
+        if rank == 0:
+            print(f"resumed from {ck.path.name} at step {step}")
+    if step == 0:
+        torch.manual_seed(cfg.seed + rank)        # dropout differs between ranks, data order does not
+    ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else None
+    fwd = ddp or model
+    if cfg.compile:
+        fwd = torch.compile(fwd)
+    amp = _autocast(device, cfg.dtype)
+    schedule = make_schedule(cfg.lr, cfg.warmup_steps, cfg.max_steps, cfg.min_lr)
+    tokens_per_step = cfg.batch_size * T * cfg.grad_accum * world
+
+    def validate():
+        if val_ids is not None:
+            r = evaluate(model, val_ids, T, cfg.eval_batch_size, val_bytes, device=device, autocast=amp)
+            history["val_step"].append(step)
+            history["val_loss"].append(r["loss"])
+            history["val_bpb"].append(r.get("bpb"))
+            return r
+
+    def save(rng_state=None):
+        if cfg.out_dir and rank == 0:
+            return save_checkpoint(cfg.out_dir, model, optimizer, step=step, train_config=cfg,
+                                   tokenizer=tokenizer, history=history, rng_state=rng_state, keep=cfg.keep)
+
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress or rank != 0, desc="train")
+    t_start, saved_at, rng_resume = time.perf_counter(), -1, None
+    try:
+        while step < cfg.max_steps:
+            rng_resume = _rng_state()        # what a resumed run must start this step with
+            t0 = time.perf_counter()
+            lr = schedule(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            model.train()
+            loss_sum = torch.zeros((), device=device)
+            for micro in range(cfg.grad_accum):
+                idx = batch_indices(len(data), cfg.batch_size, step * cfg.grad_accum + micro,
+                                    cfg.seed, rank, world)
+                pairs = [data[i] for i in idx.tolist()]                          # B x (x, y)
+                x = torch.stack([p[0] for p in pairs]).to(device)                # [B, T]
+                y = torch.stack([p[1] for p in pairs]).to(device)                # [B, T]
+                last = micro == cfg.grad_accum - 1
+                with (ddp.no_sync() if ddp is not None and not last else nullcontext()), amp:
+                    loss = lm_loss(fwd(x), y) / cfg.grad_accum                  # [B, T, V] -> scalar
+                loss.backward()
+                loss_sum += loss.detach()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if world > 1:
+                dist.all_reduce(loss_sum)
+                loss_sum /= world
+            step += 1
+            rng_resume = None                # the step is complete: its end state is the one to keep
+            dt = time.perf_counter() - t0
+            history["step"].append(step)
+            history["loss"].append(loss_sum.item())
+            history["lr"].append(lr)
+            history["tokens"] += tokens_per_step
+            history["seconds"] += dt
+            post = {"loss": f"{history['loss'][-1]:.3f}", "lr": f"{lr:.1e}"}
+            if device.type == "cuda":
+                mfu = estimate_mfu(model, T, tokens_per_step / dt)
+                if mfu is not None:
+                    post["mfu"] = f"{100 * mfu:.0f}%"
+            if cfg.eval_interval and step % cfg.eval_interval == 0 or step == cfg.max_steps:
+                r = validate()
+                if r is not None:
+                    post["val"] = f"{r['loss']:.3f}"
+            if cfg.sample_interval and step % cfg.sample_interval == 0 and tokenizer is not None and rank == 0:
+                text = _sample(model, tokenizer, cfg.sample_prompt, cfg.sample_tokens, seed=cfg.seed + step)
+                history["samples"].append((step, text))
+                bar.write(f"--- sample at step {step} ---\n{text}")
+            bar.set_postfix(post, refresh=False)
+            bar.update(1)
+            out_of_time = cfg.max_seconds is not None and time.perf_counter() - t_start > cfg.max_seconds
+            if world > 1 and cfg.max_seconds is not None:      # all ranks stop at the same step
+                flag = torch.tensor(float(out_of_time), device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                out_of_time = bool(flag.item())
+            if cfg.ckpt_interval and step % cfg.ckpt_interval == 0 or step == cfg.max_steps or out_of_time:
+                if out_of_time and not (history["val_step"] and history["val_step"][-1] == step):
+                    validate()
+                save()
+                saved_at = step
+            if callback is not None:
+                callback(step, history)
+            if out_of_time:
+                break
+    except KeyboardInterrupt:
+        # A step in progress is dropped: weights and optimizer are those after `step` steps, and the
+        # RNG state is the one from before the dropped step, so a resumed run repeats it exactly.
+        if cfg.out_dir and rank == 0 and saved_at != step:
+            path = save(rng_resume)
+            bar.write(f"interrupted: saved {path} at step {step}; call train(..., resume=True) to continue")
+        raise
+    finally:
+        bar.close()
+    return history
 
 
 CHECKPOINT_FORMAT = "gpt2lib-checkpoint/1"
@@ -393,13 +540,6 @@ def _fsync(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
 def _snapshots(run_dir: Path) -> list[Path]:
@@ -571,177 +711,38 @@ def load_checkpoint(path, model: nn.Module | None = None, optimizer: torch.optim
                       meta.get("history"), snap, meta)
 
 
-def _autocast(device: torch.device, dtype: str):
-    """bf16 autocast on CUDA when asked (or 'auto' and supported); plain float32 elsewhere."""
-    if device.type == "cuda" and (dtype == "bfloat16" or (dtype == "auto" and torch.cuda.is_bf16_supported())):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+@dataclass
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: str = "cpu"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
 
 
-def _sample(model: GPT, tokenizer, prompt: str, n: int, seed: int) -> str:
-    from gpt2lib.generate import generate
+def setup_ddp(backend: str | None = None) -> DistInfo:
+    """Join the process group that ``torchrun`` describes in the environment (RANK, WORLD_SIZE, ...).
 
-    ids = tokenizer.encode(prompt) or [0]
-    idx = torch.tensor([ids], device=next(model.parameters()).device)      # [1, t]
-    was_training = model.training
-    model.eval()
-    out = generate(model, idx, n, temperature=0.8, top_k=40, seed=seed)    # [1, t + n]
-    model.train(was_training)
-    return tokenizer.decode(out[0, len(ids):].tolist())
-
-
-def new_history() -> dict:
-    return {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": [], "val_bpb": [],
-            "samples": [], "tokens": 0, "seconds": 0.0}
-
-
-def train(model: GPT, train_ids, val_ids=None, cfg: TrainConfig | None = None, *, tokenizer=None,
-          val_bytes: int | None = None, resume=False, callback=None) -> dict:
-    """Train ``model`` on the token ids ``train_ids``; return the history (losses, lr, validation, samples).
-
-    Each optimizer step: ``grad_accum`` micro-batches of ``batch_size`` windows (per process), loss
-    backward, gradient clipping, AdamW at lr_at(step). Every ``eval_interval`` steps the whole
-    ``val_ids`` is scored (bits per byte if ``val_bytes``, the UTF-8 size of the validation text, is
-    given). ``resume``: True to continue from ``cfg.out_dir`` if it holds a checkpoint, or a checkpoint
-    path. Under torchrun (after ``setup_ddp()``) the model is wrapped in DistributedDataParallel and each
-    rank reads its own shard of every batch. Ctrl-C saves a checkpoint (if ``out_dir``) and re-raises.
-    ``callback(step, history)`` runs after every step.
+    Without torchrun this does nothing and returns rank 0 of 1. Backend: nccl with CUDA, else gloo.
+    Each process drives one device: cuda:LOCAL_RANK, or the CPU.
     """
-    from torch.nn.parallel import DistributedDataParallel as DDP
-    from tqdm.auto import tqdm
     from gpt2lib import default_device
-    from gpt2lib.data import WindowDataset
 
-    cfg = cfg or TrainConfig()
-    rank, world = _dist_info()
-    device = torch.device(cfg.device or (f"cuda:{torch.cuda.current_device()}"
-                                         if world > 1 and torch.cuda.is_available() else default_device()))
-    T = cfg.block_size or model.config.block_size
-    if T > model.config.block_size:
-        raise ValueError(f"block_size {T} is longer than the model's context ({model.config.block_size})")
-    train_ids = _as_ids(train_ids, "train_ids")
-    if len(train_ids) < T + 1:
-        raise ValueError(f"train_ids has {len(train_ids)} tokens, fewer than one window of block_size+1 = "
-                         f"{T + 1}; use a smaller block_size or more text")
-    data = WindowDataset(train_ids, T, stride=cfg.stride or T)
-    batch_indices(len(data), cfg.batch_size, 0, cfg.seed, rank, world)   # fails now if a batch cannot fit
-    if val_ids is not None:
-        val_ids = _as_ids(val_ids, "val_ids")
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return DistInfo(device=default_device())
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend or ("nccl" if cuda else "gloo"))
+    return DistInfo(dist.get_rank(), local_rank, dist.get_world_size(),
+                    f"cuda:{local_rank}" if cuda else "cpu")
 
-    model.to(device)
-    if device.type == "cuda":                     # TF32 matmuls for whatever stays in float32
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    optimizer = configure_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, fused=cfg.fused)
-    history, step = new_history(), 0
-    if resume is True and not cfg.out_dir:
-        raise ValueError("resume=True needs cfg.out_dir (the run folder to resume from)")
-    where = Path(cfg.out_dir if resume is True else resume) if resume else None
-    if where is not None and resume is True and not (where / "latest").is_file():
-        if rank == 0:
-            print(f"no checkpoint in {where} yet: starting from step 0")
-        where = None
-    if where is not None:
-        ck = load_checkpoint(where, model, optimizer, device=device, restore_rng=True)
-        step, history = ck.step, ck.history or new_history()
-        if rank == 0:
-            print(f"resumed from {ck.path.name} at step {step}")
-    if step == 0:
-        torch.manual_seed(cfg.seed + rank)        # dropout differs between ranks, data order does not
-    ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else None
-    fwd = ddp or model
-    if cfg.compile:
-        fwd = torch.compile(fwd)
-    amp = _autocast(device, cfg.dtype)
-    schedule = make_schedule(cfg.lr, cfg.warmup_steps, cfg.max_steps, cfg.min_lr)
-    tokens_per_step = cfg.batch_size * T * cfg.grad_accum * world
 
-    def validate():
-        if val_ids is not None:
-            r = evaluate(model, val_ids, T, cfg.eval_batch_size, val_bytes, device=device, autocast=amp)
-            history["val_step"].append(step)
-            history["val_loss"].append(r["loss"])
-            history["val_bpb"].append(r.get("bpb"))
-            return r
-
-    def save(rng_state=None):
-        if cfg.out_dir and rank == 0:
-            return save_checkpoint(cfg.out_dir, model, optimizer, step=step, train_config=cfg,
-                                   tokenizer=tokenizer, history=history, rng_state=rng_state, keep=cfg.keep)
-
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress or rank != 0, desc="train")
-    t_start, saved_at, rng_resume = time.perf_counter(), -1, None
-    try:
-        while step < cfg.max_steps:
-            rng_resume = _rng_state()        # what a resumed run must start this step with
-            t0 = time.perf_counter()
-            lr = schedule(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            model.train()
-            loss_sum = torch.zeros((), device=device)
-            for micro in range(cfg.grad_accum):
-                idx = batch_indices(len(data), cfg.batch_size, step * cfg.grad_accum + micro,
-                                    cfg.seed, rank, world)
-                pairs = [data[i] for i in idx.tolist()]                          # B x (x, y)
-                x = torch.stack([p[0] for p in pairs]).to(device)                # [B, T]
-                y = torch.stack([p[1] for p in pairs]).to(device)                # [B, T]
-                last = micro == cfg.grad_accum - 1
-                with (ddp.no_sync() if ddp is not None and not last else nullcontext()), amp:
-                    loss = lm_loss(fwd(x), y) / cfg.grad_accum                  # [B, T, V] -> scalar
-                loss.backward()
-                loss_sum += loss.detach()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if world > 1:
-                dist.all_reduce(loss_sum)
-                loss_sum /= world
-            step += 1
-            rng_resume = None                # the step is complete: its end state is the one to keep
-            dt = time.perf_counter() - t0
-            history["step"].append(step)
-            history["loss"].append(loss_sum.item())
-            history["lr"].append(lr)
-            history["tokens"] += tokens_per_step
-            history["seconds"] += dt
-            post = {"loss": f"{history['loss'][-1]:.3f}", "lr": f"{lr:.1e}"}
-            if device.type == "cuda":
-                mfu = estimate_mfu(model, T, tokens_per_step / dt)
-                if mfu is not None:
-                    post["mfu"] = f"{100 * mfu:.0f}%"
-            if cfg.eval_interval and step % cfg.eval_interval == 0 or step == cfg.max_steps:
-                r = validate()
-                if r is not None:
-                    post["val"] = f"{r['loss']:.3f}"
-            if cfg.sample_interval and step % cfg.sample_interval == 0 and tokenizer is not None and rank == 0:
-                text = _sample(model, tokenizer, cfg.sample_prompt, cfg.sample_tokens, seed=cfg.seed + step)
-                history["samples"].append((step, text))
-                bar.write(f"--- sample at step {step} ---\n{text}")
-            bar.set_postfix(post, refresh=False)
-            bar.update(1)
-            out_of_time = cfg.max_seconds is not None and time.perf_counter() - t_start > cfg.max_seconds
-            if world > 1 and cfg.max_seconds is not None:      # all ranks stop at the same step
-                flag = torch.tensor(float(out_of_time), device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                out_of_time = bool(flag.item())
-            if cfg.ckpt_interval and step % cfg.ckpt_interval == 0 or step == cfg.max_steps or out_of_time:
-                if out_of_time and not (history["val_step"] and history["val_step"][-1] == step):
-                    validate()
-                save()
-                saved_at = step
-            if callback is not None:
-                callback(step, history)
-            if out_of_time:
-                break
-    except KeyboardInterrupt:
-        # A step in progress is dropped: weights and optimizer are those after `step` steps, and the
-        # RNG state is the one from before the dropped step, so a resumed run repeats it exactly.
-        if cfg.out_dir and rank == 0 and saved_at != step:
-            path = save(rng_resume)
-            bar.write(f"interrupted: saved {path} at step {step}; call train(..., resume=True) to continue")
-        raise
-    finally:
-        bar.close()
-    return history
+def cleanup_ddp() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
