@@ -1,6 +1,6 @@
 """Training-step throughput: gpt2lib against transformers.GPT2LMHeadModel, both the 124M GPT-2.
 
-    python bench/train.py                      # CPU: batch 4 x 128 tokens, 3 timed steps per variant
+    python bench/train.py                      # CPU: batch 4 x 128 tokens, 5 timed steps per variant
     python bench/train.py --batch 8 --seq 1024 --rounds 10 --compile   # on a GPU
 
 One full training step is timed: forward, loss, backward, optimizer step, zero_grad. The variants run
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--device", default=None)
     p.add_argument("--compile", action="store_true", help="torch.compile both models (GPU)")
     p.add_argument("--out", default=str(ROOT / "bench/results/train.json"))
