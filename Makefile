@@ -30,9 +30,10 @@ export: $(STAMP)                 ## write gpt2lib/ from the notebooks
 export-check: $(STAMP)           ## fail, naming each file, if gpt2lib/ is stale
 	$(PY) tools/export.py --check
 
+# Two workers on two cores: each runs one thread, or PyTorch's threads fight and everything slows ~10x.
 test: setup export-check         ## re-execute every chapter (nbval, strict) and run tests/
-	$(PY) -m pytest $(NBVAL) -n 2 --dist loadfile notebooks/
-	$(PY) -m pytest -n 2 tests/
+	OMP_NUM_THREADS=1 $(PY) -m pytest $(NBVAL) -n 2 --dist loadfile notebooks/
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 tests/
 
 book: setup                      ## build the HTML book into _build/html; warnings are errors
 	$(VENV)/bin/jupyter-book build . --path-output . -W -n --keep-going
