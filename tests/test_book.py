@@ -52,8 +52,11 @@ def test_chapter_is_committed_executed_top_to_bottom(nb):
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_chapter_has_one_title(nb):
-    titles = [line for c in cells(nb) if c["cell_type"] == "markdown"
-              for line in "".join(c["source"]).splitlines() if re.match(r"# \S", line)]
+    titles = []
+    for c in cells(nb):
+        if c["cell_type"] == "markdown":
+            prose = re.sub(r"^(```|~~~).*?^\1", "", "".join(c["source"]), flags=re.M | re.S)  # not code blocks
+            titles += [line for line in prose.splitlines() if re.match(r"# \S", line)]
     assert len(titles) == 1, f"{nb.name}: one '# Title' heading expected, found {titles}"
 
 
