@@ -39,6 +39,11 @@ window.addEventListener('load', () => setTimeout(() => {
     math_typeset: document.querySelectorAll('main mjx-container').length,
   };
   document.body.setAttribute('data-book-check', JSON.stringify(r));
+  if (location.search === '?figure' && imgs.length) {  // 2nd screenshot: the title and the first figure
+    const article = document.querySelector('main article') || document.querySelector('main');
+    const keep = [article.querySelector('h1').cloneNode(true), (imgs[0].closest('.cell') || imgs[0]).cloneNode(true)];
+    article.replaceChildren(...keep);
+  }
 }, 3000));
 </script>"""
 
@@ -76,11 +81,12 @@ def inspect(browser: str, page: Path) -> dict:
         common = [browser, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000"]
         dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True,
                              timeout=120).stdout
-    with tempfile.TemporaryDirectory() as profile:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000",
-                        f"--screenshot={SHOTS / (page.stem + '.png')}", "--window-size=1280,1600",
-                        "--hide-scrollbars", page.as_uri()], capture_output=True, timeout=120)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for suffix, query in (("", ""), ("-figure", "?figure")):  # the top of the page, then its first figure
+        with tempfile.TemporaryDirectory() as profile:
+            subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000",
+                            f"--screenshot={SHOTS / (page.stem + suffix + '.png')}", "--window-size=1280,1600",
+                            "--hide-scrollbars", page.as_uri() + query], capture_output=True, timeout=120)
     m = re.search(r"data-book-check=\"([^\"]*)\"", dom)
     if not m:
         return {"error": "the page did not finish loading"}
