@@ -42,7 +42,7 @@ book-check: book                 ## open each built chapter in headless Chromium
 	$(PY) tools/book_check.py
 
 execute: setup                   ## re-execute notebooks in place (NB=notebooks/01_tokenization.ipynb for one)
-	$(PY) tools/nbtool.py execute $(or $(NB),notebooks/*.ipynb)
+	OMP_NUM_THREADS=1 $(PY) tools/nbtool.py execute $(or $(NB),notebooks/*.ipynb)
 
 bench: setup                     ## run the benchmarks (ratios against tiktoken / transformers)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
