@@ -120,7 +120,8 @@ def main() -> int:
         return 1
     failed = 0
     print(f"{'page':<34} {'code':>5} {'outputs':>7} {'images':>9} {'math':>9}  verdict")
-    for page in prepare():
+    pages = prepare()
+    for page in pages:
         r = inspect(browser, page)
         bad = problems_of(r)
         failed += bool(bad)
@@ -131,6 +132,7 @@ def main() -> int:
               f"{r['images_loaded']:>4}/{r['images']:<4} {r['math_typeset']:>4}/{r['math']:<4}  "
               f"{'ok' if not bad else 'FAIL: ' + '; '.join(bad)}")
     print(f"screenshots in {SHOTS.relative_to(ROOT)}/")
+    print(f"{len(pages) - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 
