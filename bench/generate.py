@@ -37,23 +37,16 @@ sys.path.insert(0, str(ROOT))
 from gpt2lib.generate import generate  # noqa: E402
 from gpt2lib.model import GPT, GPTConfig  # noqa: E402
 
-CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 TARGETS = {"ratio_vs_transformers": 1.3, "bound_fraction": 0.85, "cache_speedup": 3.0}
 
 
 def to_transformers(model: GPT):
-    """transformers' GPT2LMHeadModel holding the same weights; it never stops early."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    """transformers' GPT2LMHeadModel holding the same weights (chapter 7's mapping); it never stops early."""
     from transformers.utils import logging as hf_logging
+    from gpt2lib.pretrained import to_transformers as convert
     hf_logging.set_verbosity_error()
-    c = model.config
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_layer=c.n_layer,
-                                    n_head=c.n_head, n_embd=c.n_embd, layer_norm_epsilon=c.layer_norm_eps,
-                                    bos_token_id=None, eos_token_id=None, pad_token_id=None)).eval()
-    ours = model.state_dict()
-    with torch.no_grad():
-        for key, p in hf.state_dict().items():
-            p.copy_(ours[key].t() if key.endswith(CONV1D) else ours[key])
+    hf = convert(model)
+    hf.generation_config.eos_token_id = hf.generation_config.bos_token_id = None   # no end-of-text stop
     return hf
 
 
