@@ -302,6 +302,17 @@ def _read_torch(path: Path) -> tuple[dict, dict]:
     return _unpack(obj, path)
 
 
+def _config_beside(weights: Path) -> dict:
+    """The config fields of the config.json next to a weights file ({} if there is none)."""
+    cfg = weights.parent / "config.json"
+    if not cfg.is_file():
+        return {}
+    try:
+        return config_from_hf(json.loads(cfg.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"{cfg} is not valid JSON ({e}); repair or delete it") from None
+
+
 def read_checkpoint(path) -> tuple[dict, dict]:
     """(state dict, config fields) from a file (.safetensors, .pt/.pth/.bin/.ckpt) or a Hugging Face folder.
 
@@ -315,12 +326,7 @@ def read_checkpoint(path) -> tuple[dict, dict]:
             found = ", ".join(sorted(p.name for p in path.iterdir())[:8]) or "nothing"
             raise WeightsError(f"{path} holds no weights: expected model.safetensors (or pytorch_model.bin) "
                                f"beside config.json, found {found}")
-        known, cfg = {}, path / "config.json"
-        if cfg.is_file():
-            try:
-                known = config_from_hf(json.loads(cfg.read_text(encoding="utf-8")))
-            except json.JSONDecodeError as e:
-                raise WeightsError(f"{cfg} is not valid JSON ({e}); repair or delete it") from None
+        known = _config_beside(path / "model.safetensors")
         if (path / "model.safetensors").is_file():
             return _read_safetensors(path / "model.safetensors"), known
         if (path / "model.safetensors.index.json").is_file():
@@ -336,8 +342,8 @@ def read_checkpoint(path) -> tuple[dict, dict]:
             return sd, known
         sd, more = _read_torch(path / "pytorch_model.bin")
         return sd, {**more, **known}
-    if path.suffix == ".safetensors":
-        return _read_safetensors(path), {}
+    if path.suffix == ".safetensors":     # a file of a Hugging Face folder: its config.json says n_head
+        return _read_safetensors(path), _config_beside(path)
     if path.suffix not in TORCH_SUFFIXES:
         with open(path, "rb") as f:
             head = f.read(9)

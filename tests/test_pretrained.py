@@ -190,6 +190,17 @@ def test_n_head_defaults_to_64_dimensions_per_head(tmp_path):
         assert (model(idx) - hf(idx).logits).abs().max().item() <= ATOL
 
 
+def test_a_weights_file_reads_the_config_json_beside_it(tmp_path):
+    """model.safetensors inside a save_pretrained folder: n_head comes from config.json, not n_embd // 64."""
+    hf = hf_gpt2(n_layer=2, n_head=4, n_embd=96, vocab_size=300, n_positions=128,  # 24 dims per head
+                 initializer_range=0.1)
+    hf.save_pretrained(tmp_path)
+    model = load_pretrained(tmp_path / "model.safetensors")
+    assert model.config.n_head == 4
+    idx = prompt_ids(300)
+    assert_parity(model, hf, idx)
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_a_gpt2lib_model_round_trips(tmp_path, bias):
     torch.manual_seed(0)

@@ -12,6 +12,7 @@ whose lines start with ``# ``. It is a convenience for drafting; the notebook is
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,11 @@ def clean(nb) -> None:
 
 def execute(path: Path, timeout: int = 600) -> float:
     from nbclient import NotebookClient
+
+    # As in the tests: offline unless told otherwise (the online book build sets HF_HUB_OFFLINE=0),
+    # one thread so that stored numbers match what `make test` recomputes.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     nb = nbformat.read(path, as_version=4)
     t0 = time.time()
