@@ -25,14 +25,6 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "
        "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def run_cli(*args, input=None, env=None):
     """`python -m gpt2lib ARGS` in a fresh process: (returncode, stdout, stderr)."""
     p = subprocess.run([sys.executable, "-m", "gpt2lib", *args], input=input, capture_output=True,

@@ -19,14 +19,6 @@ from gpt2lib.train import TrainConfig, train
 STEPS, B = 6, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: these models are tiny, and two threads on a busy 2-core machine mostly wait for each other."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
 WORKER = textwrap.dedent("""
     import json, sys, torch
     from gpt2lib.model import GPT, GPTConfig

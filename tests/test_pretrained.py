@@ -22,15 +22,6 @@ ATOL = 1e-4
 N_NEW = 60   # greedy tokens compared
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small matrices on a shared 2-core machine: one thread avoids OpenMP oversubscription stalls.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def hf_gpt2(seed=0, **kw):
     """A random transformers GPT-2; weights of std 0.05 (not 0.02), so that greedy decoding says more than
     one token again and again."""

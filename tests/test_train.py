@@ -25,15 +25,6 @@ from gpt2lib.train import (CheckpointError, TrainConfig, batch_indices, bits_per
 V = 61
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: these models are tiny, and two threads on a busy 2-core machine mostly wait for each other."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 def tiny(dropout=0.0, seed=1, **kw):
     torch.manual_seed(seed)
     return GPT(GPTConfig(**{**dict(block_size=16, vocab_size=V, n_layer=2, n_head=2, n_embd=24,
