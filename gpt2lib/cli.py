@@ -38,37 +38,25 @@ def positive_int(text: str) -> int:
     return value
 
 
-def temperature(text: str) -> float:
-    """argparse type: a finite number >= 0 (0 means greedy)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0 (0 = greedy), got {text!r}")
-    return value
+def number(low: float, high: float = math.inf, low_included: bool = True, example: str = ""):
+    """An argparse type: a finite number in [low, high] ((low, high] if not low_included)."""
+    where = f"{'>=' if low_included else '>'} {low:g}" if high == math.inf else f"in ({low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        above = value >= low if low_included else value > low
+        if not (math.isfinite(value) and above and value <= high):   # also False for nan
+            raise argparse.ArgumentTypeError(f"expected a number {where}{example}, got {text!r}")
+        return value
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0 (a learning rate)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, e.g. 1e-3, got {text!r}")
-    return value
-
-
-def probability(text: str) -> float:
-    """argparse type: a number in (0, 1], for top-p."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 < value <= 1.0:  # also False for nan
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], e.g. 0.95, got {text!r}")
-    return value
+temperature = number(0.0, example=" (0 = greedy)")                        # --temperature
+positive_float = number(0.0, low_included=False, example=", e.g. 1e-3")   # --lr, --atol
+probability = number(0.0, 1.0, low_included=False, example=", e.g. 0.95")  # --top-p, --val-fraction
 
 
 EXAMPLES = {
