@@ -11,7 +11,10 @@ order), so that a busy machine slows both alike; the figures are medians.
 The bandwidth bound: batch-1 decoding must read every weight once per token (the tied embedding/output
 matrix once, plus one row of the position embedding), so tokens/s can be at most
 read bandwidth / bytes per token. The read bandwidth is measured here, in the same rounds, as the time
-to sum a tensor of the same size as those weights.
+to sum a tensor of the same size as those weights. A second, tighter ceiling is timed too: the step's
+matrix products alone (the 4 per block and the output head, at batch 1, back to back, with nothing in
+between). No implementation that runs these kernels can decode faster than that, whatever it does
+around them; the ratio of that ceiling to transformers' speed is the most any such library could reach.
 
 Prints tokens/s, the ratio gpt2lib / transformers, the cache speed-up and the fraction of the bound,
 and writes them to bench/results/generate.json (read by the performance appendix and chapter 5).
@@ -59,6 +62,21 @@ def weight_bytes_per_token(model: GPT) -> int:
     return total + wpe.size(1) * wpe.element_size()
 
 
+def matrix_products(model: GPT):
+    """A function that runs one batch-1 decoding step's matrix products and nothing else: per block the
+    QKV, attention-output, MLP-in and MLP-out projections, then the output head (the GEMV floor)."""
+    C = model.config.n_embd
+    x, x4 = torch.randn(1, 1, C), torch.randn(1, 1, 4 * C)                 # [1, 1, C], [1, 1, 4C]
+    layers = [(m, x4 if m.in_features == 4 * C else x) for m in model.modules()
+              if isinstance(m, torch.nn.Linear)]                           # 4 per block + lm_head
+
+    def run():
+        with torch.inference_mode():
+            for lin, inp in layers:
+                lin(inp)                                                   # [1, 1, out]
+    return run
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--new-tokens", type=int, default=128, help="tokens generated per run (default 128)")
@@ -80,6 +98,7 @@ def main(argv=None) -> int:
     N = args.new_tokens
     nbytes = weight_bytes_per_token(ours)
     buf = torch.rand(nbytes // 4)                                          # as large as the weights
+    products = matrix_products(ours)
 
     def run_ours(use_cache):
         return generate(ours, idx, N, temperature=0.0, use_cache=use_cache)
@@ -105,16 +124,18 @@ def main(argv=None) -> int:
     for _ in range(3):
         read_all()
 
-    samples = {k: [] for k in ("gpt2lib_cache", "transformers_cache", "read",
+    samples = {k: [] for k in ("gpt2lib_cache", "transformers_cache", "read", "products",
                                "gpt2lib_no_cache", "transformers_no_cache")}
     for r in range(args.rounds):
         order = [("gpt2lib_cache", run_ours), ("transformers_cache", run_theirs)]
         for name, fn in (order if r % 2 == 0 else order[::-1]):
             samples[name].append(timed(fn, True)[0])
         samples["read"].append(min(timed(read_all)[0] for _ in range(3)))
+        samples["products"].append(statistics.median(timed(products)[0] for _ in range(9)))
         print(f"  round {r + 1}/{args.rounds}: gpt2lib {N / samples['gpt2lib_cache'][-1]:.1f} tok/s, "
               f"transformers {N / samples['transformers_cache'][-1]:.1f} tok/s, "
-              f"read {nbytes / samples['read'][-1] / 1e9:.1f} GB/s", flush=True)
+              f"read {nbytes / samples['read'][-1] / 1e9:.1f} GB/s, "
+              f"matrix products alone {1 / samples['products'][-1]:.1f} steps/s", flush=True)
     for r in range(args.no_cache_rounds):
         order = [("gpt2lib_no_cache", run_ours), ("transformers_no_cache", run_theirs)]
         for name, fn in (order if r % 2 == 0 else order[::-1]):
@@ -122,7 +143,8 @@ def main(argv=None) -> int:
         print(f"  no-cache round {r + 1}/{args.no_cache_rounds}: gpt2lib {N / samples['gpt2lib_no_cache'][-1]:.1f} "
               f"tok/s, transformers {N / samples['transformers_no_cache'][-1]:.1f} tok/s", flush=True)
 
-    tps = {k: N / statistics.median(v) for k, v in samples.items() if k != "read" and v}
+    tps = {k: N / statistics.median(v) for k, v in samples.items() if k not in ("read", "products") and v}
+    products_tps = 1 / statistics.median(samples["products"])              # steps (= tokens) per s
     bandwidth = nbytes / statistics.median(samples["read"])                # bytes/s
     bound = bandwidth / nbytes                                             # tokens/s
     res = {
@@ -147,6 +169,9 @@ def main(argv=None) -> int:
         "bound_tokens_per_s": bound,
         "bound_fraction": {"gpt2lib": tps["gpt2lib_cache"] / bound,
                            "transformers": tps["transformers_cache"] / bound},
+        "matrix_products_tokens_per_s": products_tps,
+        "matrix_products_fraction_of_bound": products_tps / bound,
+        "ceiling_ratio_vs_transformers": products_tps / tps["transformers_cache"],
         "samples_s": samples,
         "targets": TARGETS,
     }
@@ -172,6 +197,8 @@ def main(argv=None) -> int:
           f"-> {bound:.1f} tokens/s")
     print(f"{'fraction of the bound':24s}{res['bound_fraction']['gpt2lib']:>10.0%}"
           f"{res['bound_fraction']['transformers']:>14.0%}")
+    print(f"matrix products alone: {products_tps:.1f} tokens/s ({products_tps / bound:.0%} of the bound); "
+          f"a library doing nothing else would be {res['ceiling_ratio_vs_transformers']:.2f}x transformers")
     print(f"load average before/after: {load_before} / {res['machine']['load_average_after']}")
     print("targets: " + ", ".join(f"{k} >= {v}: {'met' if res['targets_met'][k] else 'NOT met'}"
                                   for k, v in TARGETS.items()))
