@@ -22,7 +22,6 @@ and writes them to bench/results/generate.json (read by the performance appendix
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -37,6 +36,7 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from _common import write_results  # noqa: E402
 from gpt2lib.generate import generate  # noqa: E402
 from gpt2lib.model import GPT, GPTConfig  # noqa: E402
 
@@ -203,11 +203,7 @@ def main(argv=None) -> int:
     print("targets: " + ", ".join(f"{k} >= {v}: {'met' if res['targets_met'][k] else 'NOT met'}"
                                   for k, v in TARGETS.items()))
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res, indent=2) + "\n")
-    tmp.replace(args.out)
-    print(f"results written to {args.out}")
+    write_results(args.out, res)
     return 0
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from _common import write_results
 from gpt2lib.model import GPT, GPTConfig
 from gpt2lib.purepy import PureGPT
 
@@ -150,14 +151,12 @@ def main() -> None:
     results["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
     print(f"peak memory (RSS): {results['peak_rss_gb']:.1f} GB")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in results['loadavg_after'])}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
     if OUT.exists() and args.small:            # keep an earlier 124M figure when only --small ran
         old = json.loads(OUT.read_text())
         if "gpt2" in old:
             results["gpt2"] = old["gpt2"]
             results["gpt2_from_earlier_run"] = True
-    OUT.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {OUT}")
+    write_results(OUT, results)
 
 
 if __name__ == "__main__":

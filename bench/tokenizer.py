@@ -7,7 +7,6 @@ Runs alternate (ours, tiktoken, ours, ...) so that a busy machine slows both ali
 cache before every run, so each distinct chunk is merged again. Exit status 1 if the ids differ.
 """
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -19,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import tiktoken  # noqa: E402
 from pydoc_data.topics import topics  # noqa: E402
 
+from _common import write_results  # noqa: E402
 from gpt2lib.tokenizer import gpt2_tokenizer  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "tokenizer.json")
@@ -56,9 +56,7 @@ def main(argv=None) -> int:
               "tokens": len(ids_ref), "tiktoken_s": t_ref, "gpt2lib_warm_s": t_warm,
               "gpt2lib_cold_s": t_cold, "ratio_warm": t_warm / t_ref, "ratio_cold": t_cold / t_ref,
               "ids_identical": same}
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump(result, f, indent=1)
+    write_results(RESULTS, result)
     return 0 if same else 1
 
 

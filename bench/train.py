@@ -23,7 +23,6 @@ The ratio reported first is gpt2lib / transformers. On CUDA both sides run under
 matmuls, and an MFU estimate is printed. Results go to bench/results/train.json.
 """
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -35,6 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
+from _common import write_results
 from gpt2lib import default_device
 from gpt2lib.model import GPT, GPTConfig
 from gpt2lib.train import configure_optimizer, estimate_mfu, lm_loss
@@ -131,9 +131,7 @@ def main(argv=None) -> int:
         ratio = v["gpt2lib"]["tokens_per_s"] / v[ref]["tokens_per_s"]
         result[f"ratio vs {ref}"] = ratio
         print(f"gpt2lib / {ref:<30} {ratio:.2f}x")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 

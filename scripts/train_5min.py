@@ -10,8 +10,6 @@ wall-clock time). It then scores the whole validation text and compares bits per
 model, gzip and xz on the same bytes, alone and given the training text.
 """
 import argparse
-import json
-import math
 import os
 import platform
 import sys
@@ -26,6 +24,8 @@ from gpt2lib.tokenizer import BPETokenizer
 from gpt2lib.train import TrainConfig, compressor_bpb, evaluate, train, unigram_bpb
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import write_results  # noqa: E402
 
 
 class OutOfBudget(Exception):
@@ -108,9 +108,7 @@ def main(argv=None) -> int:
     print(f"{'GPT, stride ' + str(args.block):<28} {plain['bpb']:9.3f}")
     for k, v in baselines.items():
         print(f"{k:<28} {v:9.3f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 

@@ -3,11 +3,17 @@
 The benchmark's speeds are never asserted (they belong to a machine); its arithmetic is.
 """
 import importlib.util
+import json
+import sys
 
 import torch
 from conftest import ROOT
 
 from gpt2lib.model import GPT, GPTConfig
+
+
+sys.path.insert(0, str(ROOT / "bench"))          # the scripts import their shared helpers from there
+from _common import write_results  # noqa: E402
 
 
 def load_bench():
@@ -43,3 +49,11 @@ def test_matrix_products_run_each_linear_once_with_batch_one_inputs():
     assert len(linears) == 4 * 2 + 1 and [s[0] for s in seen] == linears
     for mod, in_shape, out_shape in seen:
         assert in_shape == (1, 1, mod.in_features) and tuple(out_shape) == (1, 1, mod.out_features)
+
+
+def test_results_file_is_replaced_whole(tmp_path):
+    out = tmp_path / "new" / "r.json"
+    write_results(out, {"a": 1})
+    write_results(out, {"b": [1.5, None]})
+    assert json.loads(out.read_text()) == {"b": [1.5, None]}
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r.json"]      # no temporary file left
