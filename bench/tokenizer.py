@@ -16,9 +16,9 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import tiktoken  # noqa: E402
-from pydoc_data.topics import topics  # noqa: E402
 
 from _common import write_results  # noqa: E402
+from gpt2lib.data import load_corpus  # noqa: E402
 from gpt2lib.tokenizer import gpt2_tokenizer  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "tokenizer.json")
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=7)
     args = p.parse_args(argv)
-    text = "\n\n".join(topics[k] for k in sorted(topics))     # = gpt2lib.data.load_corpus()
+    text = load_corpus()
     ours, ref = gpt2_tokenizer(), tiktoken.get_encoding("gpt2")
     ids_ours, ids_ref = ours.encode(text), ref.encode(text)
     same = ids_ours == ids_ref

@@ -35,7 +35,8 @@ def test_chapter_points_at_the_repository_of_config(nb):
     first_md = "".join(cells(nb)[0]["source"])
     badge = f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/{nb.name}"
     assert badge in first_md, f"{nb.name}: the first cell needs the Colab badge linking {badge}"
-    setup = next("".join(c["source"]) for c in cells(nb) if c["cell_type"] == "code")
+    setup = next(src for c in cells(nb) if c["cell_type"] == "code"
+                 if not (src := "".join(c["source"])).startswith("#| default_exp"))
     assert f'"gpt2lib @ git+{url}"' in setup, f"{nb.name}: the first code cell must install gpt2lib from {url}"
     assert "gpt2lib.show_versions()" in setup
 
@@ -61,10 +62,12 @@ def test_chapter_has_one_title(nb):
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
-def test_nbval_markers_are_alone_on_their_line(nb):
-    """nbval ignores `# NBVAL_IGNORE_OUTPUT (why)`: the marker must be the whole comment."""
-    known = {"NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "NBVAL_CHECK_OUTPUT", "NBVAL_RAISES_EXCEPTION"}
+def test_test_machinery_is_in_tags_not_in_the_code_readers_see(nb):
+    """nbval's markers live in cell metadata (tags), and the exporter's directive in a removed cell."""
     for c in cells(nb):
-        for line in "".join(c["source"]).splitlines():
-            if c["cell_type"] == "code" and line.strip().startswith("#") and "NBVAL_" in line:
-                assert line.strip().lstrip("#").strip() in known, f"{nb.name}: {line.strip()!r}"
+        src = "".join(c["source"])
+        if c["cell_type"] != "code":
+            continue
+        assert "NBVAL_" not in src, f"{nb.name}: use the cell tag nbval-ignore-output, not {src[:60]!r}"
+        if "#| default_exp" in src:
+            assert "remove-cell" in c["metadata"].get("tags", []), f"{nb.name}: tag the default_exp cell remove-cell"

@@ -6,7 +6,8 @@ import tiktoken
 import torch
 from hypothesis import given, settings, strategies as st
 
-from gpt2lib.data import WindowDataset, load_corpus, make_loader, split_text
+from conftest import ROOT
+from gpt2lib.data import CORPUS_SHA256, WindowDataset, load_corpus, make_loader, split_text
 
 
 @pytest.fixture(scope="module")
@@ -16,13 +17,25 @@ def enc():
 
 # ---------------------------------------------------------------- load_corpus
 
-def test_default_corpus_is_the_sorted_pydoc_topics():
-    from pydoc_data.topics import topics
+def test_default_corpus_is_the_shipped_file_with_its_hash():
+    import hashlib
 
     text = load_corpus()
-    assert text == "\n\n".join(topics[k] for k in sorted(topics))
-    assert len(text) > 100_000
+    data = (ROOT / "gpt2lib" / "corpus" / "python_docs.txt").read_bytes()
+    assert text.encode("utf-8") == data                  # byte for byte, whatever this Python's own docs say
+    assert hashlib.sha256(data).hexdigest() == CORPUS_SHA256
+    assert len(data) == 466_273 and text.startswith('The "assert" statement')
     assert load_corpus(None) == text
+
+
+def test_a_damaged_corpus_file_is_refused(monkeypatch, tmp_path):
+    import gpt2lib.data as data_mod
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "python_docs.txt").write_bytes(b"The \"assert\" statement, edited\n")
+    monkeypatch.setattr(data_mod, "files", lambda package: tmp_path)
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_corpus()
 
 
 def test_a_file_is_read_as_utf8_byte_for_byte(tmp_path):

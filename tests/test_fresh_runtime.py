@@ -24,7 +24,8 @@ for c in nb.cells:
     for o in c.get("outputs", []):
         if o["output_type"] == "error":
             sys.exit(f"error output: {o['ename']}: {o['evalue']}")
-print("".join(o.get("text", "") for o in nb.cells[1].outputs if o["output_type"] == "stream"))
+setup = next(c for c in nb.cells if "show_versions" in c.source)
+print("".join(o.get("text", "") for o in setup.outputs if o["output_type"] == "stream"))
 """
 
 

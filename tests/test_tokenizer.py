@@ -8,13 +8,13 @@ import regex
 import tiktoken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydoc_data.topics import topics
 from tiktoken_ext.openai_public import r50k_pat_str
 
+from gpt2lib.data import load_corpus
 from gpt2lib.tokenizer import GPT2_PATTERN, BPETokenizer, gpt2_tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-CORPUS = "\n\n".join(topics[k] for k in sorted(topics))
+CORPUS = load_corpus()
 ENC = tiktoken.get_encoding("gpt2")
 GPT2 = gpt2_tokenizer()
 SMALL = BPETokenizer.train(CORPUS[:60_000], 400, special_tokens=["<|endoftext|>"])
