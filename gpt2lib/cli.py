@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit code: 0 success, 1 an error, 2 a bad command line, 130 Ctrl-C."""
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv[:1] or os.environ.get("GPT2LIB_DEBUG") == "1"
+    if not debug:      # one line per error: huggingface_hub would log each of its retries before ours
+        from huggingface_hub.utils import logging as hub_logging
+        hub_logging.set_verbosity_error()
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:

@@ -3,8 +3,6 @@
 import json
 import os
 import re
-import socket
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,45 +28,23 @@ def _why(e: Exception) -> str:
 
 
 def _offline() -> bool:
-    """True when the user asked Hugging Face libraries not to touch the network."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
-            return True
+    """True when the user asked Hugging Face libraries not to touch the network (HF_HUB_OFFLINE=1)."""
     try:
         from huggingface_hub import constants
-        return bool(constants.HF_HUB_OFFLINE)
     except ImportError:
         return False
-
-
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    """Can we open a TCP connection to the hub? Checked in a thread, so a stuck DNS lookup cannot hang us."""
-    from urllib.parse import urlparse
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True                       # behind a proxy: let huggingface_hub try
-    u = urlparse(url)
-    ok = []
-
-    def probe():
-        try:
-            socket.create_connection((u.hostname, u.port or 443), timeout=timeout).close()
-            ok.append(True)
-        except OSError:
-            pass
-
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout + 1.0)
-    return bool(ok)
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 def hub_folder(name: str) -> Path:
-    """The local folder (config.json + model.safetensors) of a GPT-2 size on the hub, downloading it if needed."""
-    how = (f"copy the weights here once from a machine with a network (e.g. `hf download {name} config.json "
-           f"model.safetensors --local-dir {name.split('/')[-1]}`) and load that folder instead: "
-           f"load_pretrained('path/to/folder'), or --weights PATH on the command line")
+    """The local folder (config.json + model.safetensors) of a GPT-2 size on the hub: the cache, else a download."""
+    how = (f"load a local copy instead: download it once where there is a network (`hf download {name} "
+           f"config.json model.safetensors --local-dir {name.split('/')[-1]}`) and give that folder "
+           f"(load_pretrained('path/to/folder'), or --weights PATH on the command line), or set HF_HUB_OFFLINE=1 "
+           f"and HF_HOME to a Hugging Face cache that holds it")
     try:
-        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+        from huggingface_hub.utils import HfHubHTTPError, OfflineModeIsEnabled
     except ImportError:
         raise WeightsError(f"loading {name!r} by name needs huggingface_hub (pip install huggingface_hub); "
                            f"or {how}") from None
@@ -77,16 +53,23 @@ def hub_folder(name: str) -> Path:
         return Path([hf_hub_download(name, f, local_files_only=True) for f in files][-1]).parent
     except Exception:
         pass
-    if _offline():
+    endpoint, wait = constants.ENDPOINT, constants.HF_HUB_ETAG_TIMEOUT
+    # subtle: with nothing cached, hf_hub_download retries a hub that never answers for minutes (six tries
+    # of 60 s), and no setting shortens that. So ask once, without retries, whether the hub answers at all.
+    try:
+        get_hf_file_metadata(hf_hub_url(name, files[0]), timeout=wait)
+    except OfflineModeIsEnabled:
         raise WeightsError(f"cannot download {name!r}: offline mode is on (HF_HUB_OFFLINE=1) and it is not in "
-                           f"the Hugging Face cache; {how}")
-    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
-    if not _reachable(endpoint):
-        raise WeightsError(f"cannot download {name!r}: {endpoint} is unreachable (no network?); {how}")
+                           f"the Hugging Face cache; {how}") from None
+    except HfHubHTTPError:
+        pass                               # it answered, with an error: hf_hub_download retries, then says why
+    except Exception as e:
+        raise WeightsError(f"cannot download {name!r}: {endpoint} does not answer ({_why(e)}); {how}") from None
     try:                                   # huggingface_hub shows a progress bar while downloading
         return Path([hf_hub_download(name, f) for f in files][-1]).parent
     except Exception as e:
-        raise WeightsError(f"downloading {name!r} from the Hugging Face hub failed ({_why(e)}); {how}") from None
+        raise WeightsError(f"downloading {name!r} from {endpoint} failed ({_why(e.__cause__ or e)}); "
+                           f"{how}") from None
 
 
 def resolve(name_or_path) -> Path:

@@ -5,7 +5,6 @@ give logits within 1e-4 of transformers and the same greedy continuation, whatev
 """
 import copy
 import pathlib
-import time
 
 import pytest
 import torch
@@ -384,16 +383,6 @@ def test_pickled_code_is_refused(tmp_path, small):
     assert not marker.exists()
 
 
-def test_offline_hub_name_fails_fast(tmp_path, monkeypatch):
-    import huggingface_hub.constants as hub
-    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))      # an empty cache, whatever this machine has
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.monotonic()
-    with pytest.raises(WeightsError, match=r"cannot download 'gpt2-medium': offline mode.*load_pretrained\('path"):
-        load_pretrained("gpt2-medium")
-    assert time.monotonic() - t0 < 15    # a hang would take 25 s or more; this is not a speed test
-
-
 def test_hub_name_found_in_the_cache_loads_offline(tmp_path, monkeypatch, small):
     import huggingface_hub.constants as hub
     hf, idx, greedy = small
@@ -404,19 +393,6 @@ def test_hub_name_found_in_the_cache_loads_offline(tmp_path, monkeypatch, small)
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert_parity(load_pretrained("gpt2"), hf, idx, greedy)
-
-
-def test_unreachable_hub_fails_fast(tmp_path, monkeypatch):
-    import huggingface_hub.constants as hub
-    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.invalid")   # .invalid never resolves
-    t0 = time.monotonic()
-    with pytest.raises(WeightsError, match=r"cannot download 'gpt2': https://hub.example.invalid is unreachable"):
-        load_pretrained("gpt2")
-    assert time.monotonic() - t0 < 15
 
 
 def test_errors_are_one_line(tmp_path):
