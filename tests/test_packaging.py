@@ -1,6 +1,9 @@
 """environment.yml and pyproject.toml declare the same dependencies, with lower bounds only."""
 import re
-import tomllib
+try:
+    import tomllib
+except ImportError:              # Python 3.10
+    import tomli as tomllib
 
 from conftest import ROOT
 
