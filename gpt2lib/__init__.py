@@ -30,3 +30,28 @@ def show_versions() -> None:
         except metadata.PackageNotFoundError:
             print(f"{pkg:<12} (not installed)")
     print(f"device       {default_device()}")
+
+
+def glue(name: str, value) -> None:
+    """Hand a computed value to the prose, where the book writes {glue:text}`name` (myst-nb's glue).
+
+    Numbers in the text then come from the code and cannot go stale. Outside the book's build (on
+    Colab, say) myst-nb may be missing: nothing is glued, and the cell's own output shows the value.
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    myst_glue(name, value, display=False)
+
+
+def add_to_class(cls):
+    """Decorator that attaches a function to `cls` as a method, so a chapter can build a class cell by
+    cell, explaining each method before the next (d2l's pattern). The book's exporter writes such
+    methods into the class body of the generated module, so the library reads as one class."""
+
+    def register(method):
+        setattr(cls, method.__name__, method)
+        return method
+
+    return register

@@ -71,3 +71,11 @@ def test_test_machinery_is_in_tags_not_in_the_code_readers_see(nb):
         assert "NBVAL_" not in src, f"{nb.name}: use the cell tag nbval-ignore-output, not {src[:60]!r}"
         if "#| default_exp" in src:
             assert "remove-cell" in c["metadata"].get("tags", []), f"{nb.name}: tag the default_exp cell remove-cell"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_set_up_cell_is_collapsed_in_the_book(nb):
+    """The install-and-versions cell is there for Colab; the rendered page folds it away (hide-cell)."""
+    setup = [c for c in cells(nb) if c["cell_type"] == "code" and "pip install" in "".join(c["source"])]
+    assert setup, f"{nb.name}: no set-up (install) cell"
+    assert "hide-cell" in setup[0]["metadata"].get("tags", []), f"{nb.name}: tag the set-up cell hide-cell"
