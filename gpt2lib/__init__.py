@@ -51,7 +51,8 @@ def add_to_class(cls):
     methods into the class body of the generated module, so the library reads as one class."""
 
     def register(method):
-        setattr(cls, method.__name__, method)
+        name = getattr(method, "__name__", None) or method.fget.__name__   # a property has no __name__ < 3.13
+        setattr(cls, name, method)
         return method
 
     return register

@@ -1,4 +1,6 @@
 """gpt2lib/ is generated from the notebooks: it must never drift from them."""
+import ast
+import importlib.util
 import json
 import shutil
 
@@ -21,8 +23,12 @@ def test_every_exporting_notebook_has_a_generated_module():
 
 
 def _notebook(path, cells):
-    nb = {"cells": [{"cell_type": "code", "source": src, "metadata": {}, "outputs": [],
-                     "execution_count": None} for src in cells],
+    """A notebook of code cells; a ("markdown", text) item is a markdown cell."""
+    def cell(src):
+        if isinstance(src, tuple):
+            return {"cell_type": "markdown", "source": src[1], "metadata": {}}
+        return {"cell_type": "code", "source": src, "metadata": {}, "outputs": [], "execution_count": None}
+    nb = {"cells": [cell(src) for src in cells],
           "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     path.write_text(json.dumps(nb), encoding="utf-8")
 
@@ -84,3 +90,98 @@ def test_export_is_byte_identical_when_repeated(sandbox):
     shutil.rmtree(sandbox / "gpt2lib")
     export.export(sandbox / "gpt2lib")
     assert (sandbox / "gpt2lib" / "alpha.py").read_bytes() == first
+
+
+def _module(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_exported_cell_is_preceded_by_a_back_reference(sandbox):
+    _notebook(sandbox / "notebooks" / "a.ipynb", ["#| default_exp alpha", ("markdown", "# A"),
+                                                   "#| export\nA = 1", ("markdown", "text"), "x = 0",
+                                                   "#| export\ndef f():\n    return A"])
+    export.export(sandbox / "gpt2lib")
+    lines = (sandbox / "gpt2lib" / "alpha.py").read_text().splitlines()
+    # the number is the cell's 0-based index in the notebook's list of cells, markdown cells included
+    assert lines[lines.index("A = 1") - 1] == "# %% notebooks/a.ipynb 2"
+    assert lines[lines.index("def f():") - 1] == "# %% notebooks/a.ipynb 5"
+    assert sum(line.startswith("# %%") for line in lines) == 2
+
+
+CLASS_CELLS = [
+    "#| default_exp alpha",
+    "#| export\nclass Counter:\n    \"\"\"Counts.\"\"\"\n\n    def __init__(self, n):\n        self.n = n\n\n\nLIMIT = 10",
+    ("markdown", "Now a method, explained."),
+    "from gpt2lib import add_to_class",
+    "#| export\n@add_to_class(Counter)\n# one more\ndef up(self, k=1):\n"
+    "    \"\"\"Add k.\n\n    Never above LIMIT.\n    \"\"\"\n    self.n = min(self.n + k, LIMIT)\n"
+    "    return self\n",
+    "#| export\ndef helper():\n    return Counter(1).up().n",
+    "#| export\n# a class method, and a second method in the same cell\n@add_to_class(Counter)\n@classmethod\n"
+    "def zero(cls):\n    return cls(0)\n\n\n@add_to_class(Counter)\ndef banner(self):\n"
+    "    return f\"\"\"n is\n{self.n}\"\"\" + \"\"\"\n  end\"\"\"\n",
+]
+
+
+def test_add_to_class_methods_are_written_into_the_class_body(sandbox):
+    _notebook(sandbox / "notebooks" / "a.ipynb", CLASS_CELLS)
+    export.export(sandbox / "gpt2lib")
+    text = (sandbox / "gpt2lib" / "alpha.py").read_text()
+    assert "add_to_class" not in text and "@classmethod" in text
+    body = text[text.index("class Counter:"):text.index("LIMIT = 10")]
+    assert "    # %% notebooks/a.ipynb 4\n    # one more\n    def up(self, k=1):\n" in body
+    assert "        Never above LIMIT.\n" in body                       # the docstring is indented with it
+    assert "    # %% notebooks/a.ipynb 6\n    # a class method, and a second method in the same cell\n" \
+           "    @classmethod\n    def zero(cls):" in body
+    assert "    # %% notebooks/a.ipynb 6\n    def banner(self):" in body
+    ast_module = ast.parse(text)                                    # one class, methods in order
+    cls = next(n for n in ast_module.body if isinstance(n, ast.ClassDef))
+    assert [n.name for n in cls.body if isinstance(n, ast.FunctionDef)] == ["__init__", "up", "zero", "banner"]
+    alpha = _module(sandbox / "gpt2lib" / "alpha.py")
+    assert alpha.Counter.zero().up(3).n == 3 and alpha.helper() == 2 and alpha.Counter(99).up().n == 10
+    assert alpha.Counter(5).banner() == "n is\n5\n  end"                 # string literals keep their value
+    notebook = {}                                                          # ... exactly as in the notebook
+    for src in CLASS_CELLS[1:]:
+        if isinstance(src, str):
+            exec(src, notebook)
+    assert notebook["Counter"](5).banner() == alpha.Counter(5).banner()
+    assert notebook["Counter"].zero().up(3).n == 3
+
+
+def test_add_to_class_needs_the_class_exported_before_it(sandbox):
+    _notebook(sandbox / "notebooks" / "a.ipynb", ["#| default_exp alpha", "#| export\nclass Known:\n    pass",
+                                                   "#| export\n@add_to_class(Ghost)\ndef f(self):\n    pass"])
+    with pytest.raises(SystemExit, match=r"notebooks/a.ipynb, cell 2: @add_to_class\(Ghost\).*'class Ghost'"):
+        export.build()
+    _notebook(sandbox / "notebooks" / "a.ipynb", ["#| default_exp alpha",
+                                                   "#| export\n@add_to_class(Late)\ndef f(self):\n    pass",
+                                                   "#| export\nclass Late:\n    pass"])
+    with pytest.raises(SystemExit, match="cell 1.*Late"):
+        export.build()
+
+
+def test_an_add_to_class_cell_holds_only_methods(sandbox):
+    _notebook(sandbox / "notebooks" / "a.ipynb", ["#| default_exp alpha", "#| export\nclass C:\n    pass",
+                                                   "#| export\n@add_to_class(C)\ndef f(self):\n    pass\nX = 1"])
+    with pytest.raises(SystemExit, match="cell 2: an @add_to_class cell holds only methods"):
+        export.build()
+
+
+def test_back_references_in_gpt2lib_point_at_their_cells():
+    """Each `# %% notebooks/NB.ipynb N` line in gpt2lib/ names the exported cell that the code below it
+    comes from: cell N of that notebook holds the next line of code."""
+    checked = 0
+    for module in sorted((ROOT / "gpt2lib").glob("*.py")):
+        lines = module.read_text(encoding="utf-8").splitlines()
+        for k, line in enumerate(lines):
+            if not line.lstrip().startswith("# %% notebooks/"):
+                continue
+            nb, cell = line.split()[2:4]
+            source = "".join(json.loads((ROOT / nb).read_text(encoding="utf-8"))["cells"][int(cell)]["source"])
+            following = next(x.strip() for x in lines[k + 1:] if x.strip())
+            assert "#| export" in source and following in source, f"{module.name}, line {k + 1}: {line}"
+            checked += 1
+    assert checked
