@@ -63,6 +63,7 @@ class CausalSelfAttention(nn.Module):
     owns columns ``h*head_dim:(h+1)*head_dim`` of each), ``c_proj`` mixes the heads back. ``forward(x)``
     attends causally over ``x``; ``forward(x, cache)`` also attends over the positions stored in a
     ``KVCache`` and appends the new ones to it, for generation one token (or chunk) at a time.
+    ``mask`` (bool, [B, 1, T, past+T], True = may attend), when given, replaces the causal mask.
     """
 
     def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0, bias: bool = True):
@@ -82,7 +83,8 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)       # heads merged back into the stream
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 3 or x.size(-1) != self.n_embd:
             raise ValueError(f"x must have shape [B, T, n_embd={self.n_embd}], got {tuple(x.shape)}")
         B, T, C = x.shape                                                     # [B, T, n_embd]
@@ -99,7 +101,9 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(k, v)                                         # [B, nh, past+T, hd]
         p = self.dropout if self.training else 0.0
-        if past == 0:        # no history: the ordinary causal mask
+        if mask is not None:  # the caller's own mask (chapter 10: prompts of different lengths)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        elif past == 0:      # no history: the ordinary causal mask
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         elif T == 1:         # one new token sees every cached position: no mask at all
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)

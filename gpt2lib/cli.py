@@ -68,6 +68,7 @@ EXAMPLES = {
   python -m gpt2lib generate --weights ./gpt2-local --greedy --prompt "Hello"
   python -m gpt2lib generate --ckpt out --temperature 0.8 --top-k 50 --seed 1 --prompt "def "
   python -m gpt2lib generate --model gpt2-medium --top-p 0.9 --max-new-tokens 100 --prompt "The"
+  python -m gpt2lib generate --int8 --greedy --prompts-file prompts.txt      # one batch, chapter 10
     """,
     "chat": """
   python -m gpt2lib chat                                 # type a prompt; exit, quit or Ctrl-D to leave
@@ -104,6 +105,8 @@ def _add_model_options(p, checkpoint: bool = True, device: bool = True):
                    "cuda, then mps, then cpu)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
                    help="the weights' precision (default: float32)")
+    p.add_argument("--int8", action="store_true", help="int8 weights (chapter 10): a quarter of the "
+                   "bytes, faster decoding on a CPU")
 
 
 def _add_sampling_options(p, max_new_tokens: int):
@@ -169,7 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
                               epilog="examples:\n" + EXAMPLES[name].strip("\n").rstrip())
 
     p = command("generate", "continue a prompt, printing the tokens as they are produced")
-    p.add_argument("--prompt", required=True, help="the text to continue ('-' reads it from stdin)")
+    text = p.add_mutually_exclusive_group(required=True)
+    text.add_argument("--prompt", help="the text to continue ('-' reads it from stdin)")
+    text.add_argument("--prompts-file", metavar="FILE", help="continue every non-empty line of FILE, "
+                      "all in one batch (chapter 10)")
     _add_model_options(p)
     _add_sampling_options(p, max_new_tokens=50)
 
@@ -292,6 +298,9 @@ def load_model(args: argparse.Namespace):
         raise CLIError(f"--weights {weights} is a checkpoint written by `train`: use --ckpt {weights}")
     if ckpt and args.n_head:
         raise UsageError("--n-head is for a weights file without config.json; a checkpoint knows its shape")
+    int8 = getattr(args, "int8", False)
+    if int8 and args.dtype not in (None, "float32"):
+        raise UsageError(f"--int8 stores the weights as integers: drop --dtype {args.dtype}")
     device = resolve_device(args.device)
     import torch
 
@@ -308,6 +317,9 @@ def load_model(args: argparse.Namespace):
         from gpt2lib.tokenizer import gpt2_tokenizer
         model = load_pretrained(path or args.model or "gpt2", device=device, dtype=dtype, n_head=args.n_head)
         tokenizer = gpt2_tokenizer()
+    if int8:
+        from gpt2lib.fast import quantize                  # chapter 10
+        quantize(model)
     return model.eval(), tokenizer
 
 
@@ -421,6 +433,8 @@ def show_ids(prompt_ids: list[int], new_ids: list[int], out=None) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     """`generate`: print the prompt, then its continuation as it is produced."""
     sampling_options(args)                                  # a bad combination fails before the model loads
+    if args.prompts_file:
+        return generate_many(args)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     model, tokenizer = load_model(args)
     ids = encode_prompt(tokenizer, prompt, model.config)
@@ -434,7 +448,37 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-# %% notebooks/08_command_line.ipynb 34
+# %% notebooks/08_command_line.ipynb 27
+def generate_many(args: argparse.Namespace) -> int:
+    """`generate --prompts-file`: continue every non-empty line of the file in one batch, then print each
+    prompt with its continuation, a blank line after each."""
+    from gpt2lib.generate import generate
+
+    path = existing_path(args.prompts_file, "--prompts-file")
+    try:
+        prompts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (UnicodeDecodeError, IsADirectoryError) as e:
+        raise CLIError(f"--prompts-file {args.prompts_file}: not a UTF-8 text file ({type(e).__name__})") from None
+    if not prompts:
+        raise CLIError(f"--prompts-file {args.prompts_file}: no prompts in it (one per line)")
+    model, tokenizer = load_model(args)
+    ids = [encode_prompt(tokenizer, p, model.config) for p in prompts]
+    longest, block = max(map(len, ids)), model.config.block_size
+    if longest + args.max_new_tokens > block:
+        raise CLIError(f"the longest prompt ({longest} tokens) + --max-new-tokens {args.max_new_tokens} exceed "
+                       f"the model's context of {block} tokens; ask for fewer new tokens")
+    eot = None if args.ignore_eos else end_of_text_id(tokenizer)
+    eot = eot if eot is not None and eot < model.config.vocab_size else None
+    rows = generate(model, ids, args.max_new_tokens, eos_id=eot, **sampling_options(args))
+    for prompt, p, row in zip(prompts, ids, rows):
+        new = [t for t in row[len(p):] if t != eot]
+        write(prompt + tokenizer.decode(new) + "\n\n")
+        if args.show_ids:
+            show_ids(p, new)
+    return 0
+
+
+# %% notebooks/08_command_line.ipynb 36
 EXIT_WORDS = ("exit", "quit")
 
 
@@ -484,7 +528,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print(f"error: {one_line(e)}", file=sys.stderr)
 
 
-# %% notebooks/08_command_line.ipynb 38
+# %% notebooks/08_command_line.ipynb 40
 def cmd_validate(args: argparse.Namespace) -> int:
     """`validate`: chapter 7's parity report; exit 0 only if gpt2lib and transformers agree."""
     from gpt2lib.pretrained import parity_report
@@ -504,7 +548,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-# %% notebooks/08_command_line.ipynb 41
+# %% notebooks/08_command_line.ipynb 43
 def cmd_train(args: argparse.Namespace) -> int:
     """`train`: chapter 6's loop on a text file; checkpoints in --out; --resume continues the last one."""
     if args.data is not None:

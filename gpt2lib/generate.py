@@ -157,7 +157,7 @@ def _check_inputs(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id,
                         f"got {type(model).__name__}")
     if not isinstance(idx, torch.Tensor):
         raise TypeError(f"idx must be a LongTensor of token ids with shape [B, T], got {type(idx).__name__}; "
-                        f"for a list of ids use torch.tensor([ids])")
+                        f"for a list of ids use torch.tensor([ids]); a list of such lists (chapter 10)")
     if idx.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"idx must hold integer token ids (torch.long), got {idx.dtype}")
     if idx.dim() != 2:
@@ -198,7 +198,12 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     use_cache: decode with a KV cache (same tokens, much faster). seed or generator: reproducible sampling.
     A prompt + continuation longer than ``block_size`` slides the window (with a warning): the model
     then sees the last ``block_size`` tokens. The model runs in eval mode; its mode is restored after.
+    A list of prompts (lists of ids) of different lengths -> a list of lists of ids (chapter 10).
     """
+    if isinstance(idx, (list, tuple)) and idx and all(isinstance(p, (list, tuple)) for p in idx):
+        from gpt2lib.fast import generate_batch          # left padding and a mask: chapter 10
+        return generate_batch(model, idx, max_new_tokens, temperature=temperature, top_k=top_k,
+                              top_p=top_p, eos_id=eos_id, use_cache=use_cache, seed=seed, generator=generator)
     idx, generator = _check_inputs(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id,
                                    seed, generator)
     _warn_overflow(idx.size(1), max_new_tokens, model.config.block_size)

@@ -83,9 +83,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache)   # [B, T, C]: positions exchange information
-        x = x + self.mlp(self.ln_2(x))           # [B, T, C]: each position on its own
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, mask=None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, mask)   # [B, T, C]: positions exchange information
+        x = x + self.mlp(self.ln_2(x))                 # [B, T, C]: each position on its own
         return x
 
 
@@ -158,17 +158,21 @@ class GPT(nn.Module):
         return [KVCache(batch_size, c.n_head, max_len, c.n_embd // c.n_head, p.device, p.dtype)
                 for _ in range(c.n_layer)]
 
-    def forward(self, idx: torch.Tensor, cache: list[KVCache] | None = None,
-                last_only: bool = False) -> torch.Tensor:
+    # %% notebooks/04_gpt_model.ipynb 27
+    def forward(self, idx: torch.Tensor, cache: list[KVCache] | None = None, last_only: bool = False,
+                pos: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """idx: LongTensor [B, T] -> logits [B, T, vocab_size] ([B, 1, vocab_size] if last_only). With
-        ``cache`` (from ``new_cache``), idx holds only the new tokens, placed after the cached positions."""
+        ``cache`` (from ``new_cache``), idx holds only the new tokens, placed after the cached positions.
+        ``pos`` ([B, T]) and ``mask`` ([B, 1, T, S]) replace the default positions and causal mask
+        (chapter 10: rows padded to one length)."""
         past = cache[0].pos if cache else 0
         _check_ids(idx, self.config, past)                                     # see above
-        pos = torch.arange(past, past + idx.size(1), device=idx.device)        # [T]
+        if pos is None:
+            pos = torch.arange(past, past + idx.size(1), device=idx.device)    # [T]
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)              # [B, T, C]
         x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
-            x = block(x, cache[i] if cache else None)                          # [B, T, C]
+            x = block(x, cache[i] if cache else None, mask)                    # [B, T, C]
         if last_only:
             x = x[:, -1:, :]                                                   # [B, 1, C]
         return self.lm_head(self.transformer.ln_f(x))                          # [B, T, vocab]

@@ -343,7 +343,8 @@ def read_checkpoint(path) -> tuple[dict, dict]:
 
 
 # %% notebooks/07_pretrained.ipynb 51
-def load_pretrained(name_or_path, device=None, dtype=None, n_head: int | None = None) -> GPT:
+def load_pretrained(name_or_path, device=None, dtype=None, n_head: int | None = None,
+                    quantize: str | None = None) -> GPT:
     """A gpt2lib GPT holding GPT-2 weights, in eval mode.
 
     name_or_path: a Hugging Face folder (config.json + model.safetensors or pytorch_model.bin), a single
@@ -353,9 +354,11 @@ def load_pretrained(name_or_path, device=None, dtype=None, n_head: int | None = 
     transposed when the file is in Hugging Face's layout. Without a config.json the config is inferred
     from the shapes; the number of heads leaves no trace in them, so it is n_embd // 64 (GPT-2's head
     size) unless the checkpoint states it. ``n_head``, when given, overrides both.
-    device: default "cpu"; dtype: default torch.float32.
+    device: default "cpu"; dtype: default torch.float32. quantize="int8": int8 weights (chapter 10).
     Raises FileNotFoundError for a missing path and WeightsError (a ValueError) for everything else.
     """
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
     state_dict, known = read_checkpoint(resolve(name_or_path))
     state_dict = normalize_keys(state_dict)
     config = infer_config(state_dict, known, n_head)
@@ -372,6 +375,9 @@ def load_pretrained(name_or_path, device=None, dtype=None, n_head: int | None = 
         model = GPT(config)
     model.load_state_dict(state_dict, strict=True, assign=True)
     model.lm_head.weight = model.transformer.wte.weight    # assign=True untied them: tie again
+    if quantize == "int8":
+        from gpt2lib.fast import quantize as to_int8      # chapter 10
+        to_int8(model)
     return model.eval()
 
 

@@ -315,7 +315,7 @@ def tiny():
     (dict(idx=torch.tensor([1, 2])), ValueError, r"shape \[B, T\].*idx\[None\]"),
     (dict(idx=torch.ones(1, 2, 3, dtype=torch.long)), ValueError, r"shape \[B, T\]"),
     (dict(idx=torch.tensor([[1.0, 2.0]])), ValueError, "integer token ids"),
-    (dict(idx=[[1, 2]]), TypeError, r"torch.tensor\(\[ids\]\)"),
+    (dict(idx=[1, 2]), TypeError, r"torch.tensor\(\[ids\]\)"),          # a list of lists is a batch (ch. 10)
     (dict(idx=torch.tensor([[1, 50]])), ValueError, r"token ids must be in \[0, 50\)"),
     (dict(idx=torch.tensor([[-2, 1]])), ValueError, r"token ids must be in \[0, 50\)"),
     (dict(max_new_tokens=-1), ValueError, "max_new_tokens must be an integer >= 0"),
