@@ -378,6 +378,12 @@ def end_of_text_id(tokenizer) -> int | None:
         return None
 
 
+def stop_id(args: argparse.Namespace, tokenizer, config) -> int | None:
+    """The token that ends a continuation: <|endoftext|>, unless --ignore-eos or the model lacks it."""
+    eot = None if args.ignore_eos else end_of_text_id(tokenizer)
+    return eot if eot is not None and eot < config.vocab_size else None   # a small model without it
+
+
 def encode_prompt(tokenizer, prompt: str, config) -> list[int]:
     """The prompt's token ids, checked against the model's context and vocabulary (``config``).
 
@@ -405,9 +411,7 @@ def complete(model, tokenizer, ids: list[int], args: argparse.Namespace, out=Non
 
     device = next(model.parameters()).device
     idx = torch.tensor([ids], dtype=torch.long, device=device)          # [1, T]
-    eot = None if args.ignore_eos else end_of_text_id(tokenizer)
-    if eot is not None and eot >= model.config.vocab_size:              # a small model without it
-        eot = None
+    eot = stop_id(args, tokenizer, model.config)
     text, new = TextStream(tokenizer), []
     with warnings.catch_warnings(record=True) as caught:               # "the window will slide": one line
         warnings.simplefilter("always")
@@ -463,13 +467,8 @@ def generate_many(args: argparse.Namespace) -> int:
         raise CLIError(f"--prompts-file {args.prompts_file}: no prompts in it (one per line)")
     model, tokenizer = load_model(args)
     ids = [encode_prompt(tokenizer, p, model.config) for p in prompts]
-    longest, block = max(map(len, ids)), model.config.block_size
-    if longest + args.max_new_tokens > block:
-        raise CLIError(f"the longest prompt ({longest} tokens) + --max-new-tokens {args.max_new_tokens} exceed "
-                       f"the model's context of {block} tokens; ask for fewer new tokens")
-    eot = None if args.ignore_eos else end_of_text_id(tokenizer)
-    eot = eot if eot is not None and eot < model.config.vocab_size else None
-    rows = generate(model, ids, args.max_new_tokens, eos_id=eot, **sampling_options(args))
+    eot = stop_id(args, tokenizer, model.config)
+    rows = generate(model, ids, args.max_new_tokens, eos_id=eot, **sampling_options(args))  # checks the length
     for prompt, p, row in zip(prompts, ids, rows):
         new = [t for t in row[len(p):] if t != eot]
         write(prompt + tokenizer.decode(new) + "\n\n")
