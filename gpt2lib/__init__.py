@@ -2,9 +2,27 @@
 
 Every module except this one is generated from a chapter notebook (see the header of each file):
 ``tokenizer`` (ch. 1), ``data`` (2), ``attention`` (3), ``model`` (4), ``generate`` (5), ``train`` (6),
-``pretrained`` (7), ``cli`` (8), ``purepy`` (appendix A). Edit the notebooks, then run ``make export``.
+``checkpoint`` (6), ``pretrained`` (7), ``cli`` (8), ``finetune`` (9), ``fast`` (10), ``purepy`` (appendix A).
+Edit the notebooks, then run ``make export``.
 """
 __version__ = "0.1.0"
+
+
+def check(name: str, value, low=None, high=None, *, kind=int, low_open: bool = False):
+    """The one input check of gpt2lib, used where inputs enter (configs, generate, load_*, the CLI).
+
+    Return ``value`` if it is a ``kind`` (``int``, or ``float`` for any real number; never a bool) in
+    [low, high] (low excluded if ``low_open``). Otherwise raise TypeError (wrong type) or ValueError
+    (out of range), naming the input, the value and the limit.
+    """
+    types = (int, float) if kind is float else kind
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise TypeError(f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}")
+    return value
 
 
 def default_device() -> str:

@@ -16,7 +16,7 @@ def test_package_is_in_sync_with_notebooks():
 
 
 def test_every_exporting_notebook_has_a_generated_module():
-    modules = {m for m, _ in filter(None, (export.render(nb) for nb in ROOT.glob("notebooks/*.ipynb")))}
+    modules = {m for nb in ROOT.glob("notebooks/*.ipynb") for m in export.render(nb)}
     for module in modules:
         text = (ROOT / "gpt2lib" / f"{module}.py").read_text(encoding="utf-8")
         assert text.startswith(export.MARK), f"gpt2lib/{module}.py lacks the generated header"
@@ -53,6 +53,17 @@ def test_only_export_cells_are_written_with_a_header(sandbox):
     assert "def f():\n    return 1" in text and "Y = 2" in text
     assert "not exported" not in text and "import os" not in text and "#| export" not in text
     assert export.check(sandbox / "gpt2lib") == []
+
+
+def test_export_name_sends_a_cell_to_a_second_module(sandbox):
+    _notebook(sandbox / "notebooks" / "a.ipynb",
+              ["#| default_exp alpha", "#| export\nA = 1", "#| export beta\nclass B:\n    pass",
+               "#| export beta\n@add_to_class(B)\ndef f(self):\n    return 2", "#| export\nC = 3"])
+    assert export.export(sandbox / "gpt2lib") == ["alpha.py", "beta.py"]
+    alpha, beta = ((sandbox / "gpt2lib" / f"{m}.py").read_text() for m in ("alpha", "beta"))
+    assert "A = 1" in alpha and "C = 3" in alpha and "class B" not in alpha
+    assert beta.startswith(export.HEADER.format(nb="notebooks/a.ipynb"))
+    assert "class B:" in beta and "    def f(self):" in beta and "A = 1" not in beta
 
 
 def test_check_names_each_stale_file(sandbox):

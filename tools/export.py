@@ -1,7 +1,8 @@
 """Export the finished code of the chapter notebooks into the gpt2lib package.
 
 The convention is nbdev's: a notebook names its module once with a ``#| default_exp NAME`` line, and
-every code cell whose first line is ``#| export`` is copied, in order, into ``gpt2lib/NAME.py``.
+every code cell whose first line is ``#| export`` is copied, in order, into ``gpt2lib/NAME.py``
+(``#| export OTHER`` sends a cell to ``gpt2lib/OTHER.py`` instead).
 Nothing else is copied. The generated file starts with a header naming its notebook, and each exported
 cell is preceded by a back-reference ``# %% notebooks/NB.ipynb N``: N is the cell's 0-based index in the
 notebook's list of cells (markdown cells included; ``nbformat.read(NB).cells[N]``), as in nbdev, so a
@@ -110,56 +111,61 @@ def _class_ends(lines: list[str]) -> dict[str, int]:
     return ends
 
 
-def render(nb_path: Path) -> tuple[str, str] | None:
-    """Return (module name, file text) for one notebook, or None if it exports nothing."""
+def render(nb_path: Path) -> dict[str, str]:
+    """Return {module name: file text} for one notebook ({} if it exports nothing). Cells marked
+    ``#| export`` go to the notebook's ``default_exp`` module; ``#| export NAME`` sends a cell to the
+    module NAME instead (nbdev's form), so one chapter can export two modules."""
     cells = json.loads(nb_path.read_text(encoding="utf-8"))["cells"]
     rel = nb_path.relative_to(ROOT).as_posix()
-    module, parts = None, []                                 # parts: one list of lines per exported cell
-    classes: dict[str, list[int]] = {}                       # class name -> [part index, where it ends]
+    default, parts = None, {}                                # parts: module -> one list of lines per cell
+    classes: dict[tuple[str, str], list[int]] = {}           # (module, class) -> [part index, where it ends]
     for index, cell in enumerate(cells):
         if cell["cell_type"] != "code":
             continue
         source = "".join(cell["source"])
         directives, body = _directives(source)
         for d in directives:
-            if d.startswith("default_exp"):
-                module = d.split(None, 1)[1].strip()
-            elif d == "export" and body:
+            words = d.split()
+            if words[:1] == ["default_exp"] and len(words) == 2:
+                default = words[1]
+            elif words[:1] == ["export"] and len(words) <= 2 and body:
+                module = words[1] if len(words) == 2 else default
+                if module is None:
+                    raise SystemExit(f"{nb_path}: cell {index} is exported before any '#| default_exp NAME' line")
+                mod_parts = parts.setdefault(module, [])
                 ref = BACKREF.format(nb=rel, cell=index)
                 code = [line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("#")]
                 if not code or not ADD_TO_CLASS.match(code[0].strip()):
                     lines = [ref, *body.splitlines()]
                     for name, end in _class_ends(lines).items():
-                        classes[name] = [len(parts), end]
-                    parts.append(lines)
+                        classes[module, name] = [len(mod_parts), end]
+                    mod_parts.append(lines)
                     continue
                 for name, method in _methods(body, f"{rel}, cell {index}"):
-                    if name not in classes:
+                    if (module, name) not in classes:
                         raise SystemExit(f"{rel}, cell {index}: @add_to_class({name}), but no exported "
-                                         f"'class {name}' comes before it in this notebook")
-                    p, end = classes[name]
+                                         f"'class {name}' comes before it in this notebook's module {module}")
+                    p, end = classes[module, name]
                     new = ["", "    " + ref, *_indent(method)]
-                    parts[p][end:end] = new
-                    for other in classes.values():           # classes further down the same part move too
-                        if other[0] == p and other[1] >= end:
+                    mod_parts[p][end:end] = new
+                    for (m, _), other in classes.items():    # classes further down the same part move too
+                        if m == module and other[0] == p and other[1] >= end:
                             other[1] += len(new)
-    if module is None:
-        if parts:
-            raise SystemExit(f"{nb_path}: has '#| export' cells but no '#| default_exp NAME' line")
-        return None
-    return module, HEADER.format(nb=rel) + "\n" + "\n\n\n".join("\n".join(p) for p in parts) + "\n"
+    if parts and default is None:
+        raise SystemExit(f"{nb_path}: has '#| export' cells but no '#| default_exp NAME' line")
+    return {module: HEADER.format(nb=rel) + "\n" + "\n\n\n".join("\n".join(p) for p in mod_parts) + "\n"
+            for module, mod_parts in parts.items()}
+
+
 def build() -> dict[str, str]:
     """All generated files, {file name: text}, from every notebook in reading order."""
     out: dict[str, str] = {}
     for nb in sorted(NOTEBOOKS.glob("*.ipynb")):
-        got = render(nb)
-        if got is None:
-            continue
-        module, text = got
-        name = f"{module}.py"
-        if name in out:
-            raise SystemExit(f"{nb}: module '{module}' is already exported by another notebook")
-        out[name] = text
+        for module, text in render(nb).items():
+            name = f"{module}.py"
+            if name in out:
+                raise SystemExit(f"{nb}: module '{module}' is already exported by another notebook")
+            out[name] = text
     return out
 
 
