@@ -21,11 +21,43 @@ import torch
 from gpt2lib.data import load_corpus, split_text
 from gpt2lib.model import GPT, GPTConfig
 from gpt2lib.tokenizer import BPETokenizer
-from gpt2lib.train import TrainConfig, compressor_bpb, evaluate, train, unigram_bpb
+from gpt2lib.train import TrainConfig, bits_per_byte, evaluate, train
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from _common import write_results  # noqa: E402
+
+
+# The baselines of chapter 6 (defined there in unexported cells: the library does not need them).
+def unigram_bpb(train_ids, val_ids, vocab_size: int, n_bytes: int, alpha: float = 1.0) -> float:
+    """Bits per byte of ``val_ids`` under token frequencies counted on ``train_ids`` (add-alpha smoothing).
+
+    With bytes as tokens (``list(text.encode())``, vocab_size=256) this is the classic order-0 model.
+    """
+    train_ids = torch.as_tensor(train_ids, dtype=torch.long).flatten()
+    val_ids = torch.as_tensor(val_ids, dtype=torch.long).flatten()
+    counts = torch.bincount(train_ids, minlength=vocab_size).double() + alpha      # [V]
+    logp = counts.log() - counts.sum().log()                                     # [V] log-probabilities
+    return bits_per_byte(-logp[val_ids].sum().item(), n_bytes)
+
+
+def compressor_bpb(train_text: str, val_text: str) -> dict:
+    """Bits per byte of the validation text for gzip -9 and xz -9e, alone and given the training text.
+
+    "Given" is size(compress(train + val)) - size(compress(train)): what the compressor pays for the
+    validation bytes once it has read the training bytes.
+    """
+    import gzip
+    import lzma
+
+    tb, vb = train_text.encode("utf-8"), val_text.encode("utf-8")
+    size = {"gzip -9": lambda b: len(gzip.compress(b, compresslevel=9, mtime=0)),
+            "xz -9e": lambda b: len(lzma.compress(b, preset=9 | lzma.PRESET_EXTREME))}
+    out = {}
+    for name, f in size.items():
+        out[name] = 8 * f(vb) / len(vb)
+        out[name + " given train"] = 8 * (f(tb + vb) - f(tb)) / len(vb)
+    return out
 
 
 class OutOfBudget(Exception):

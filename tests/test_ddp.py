@@ -21,10 +21,12 @@ STEPS, B = 6, 4
 
 WORKER = textwrap.dedent("""
     import json, sys, torch
+    import torch.distributed as dist
     from gpt2lib.model import GPT, GPTConfig
-    from gpt2lib.train import TrainConfig, cleanup_ddp, setup_ddp, train
+    from gpt2lib.train import TrainConfig, train
 
-    info = setup_ddp()
+    dist.init_process_group("gloo")                 # torchrun's environment says who and where
+    rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
     ids = torch.randint(0, 97, (50,)).repeat(80)    # a learnable text: one phrase of 50 tokens, repeated
     val = ids[:301]
@@ -33,11 +35,11 @@ WORKER = textwrap.dedent("""
     cfg = TrainConfig(batch_size=int(sys.argv[2]), block_size=16, max_steps=int(sys.argv[3]), lr=3e-3,
                       warmup_steps=2, eval_interval=3, progress=False, device="cpu", grad_accum=int(sys.argv[4]))
     history = train(model, ids, val, cfg, val_bytes=301)
-    if info.is_main:
+    if rank == 0:
         with open(sys.argv[1], "w") as f:
-            json.dump({"world": info.world_size, "loss": history["loss"], "val_loss": history["val_loss"],
+            json.dump({"world": world, "loss": history["loss"], "val_loss": history["val_loss"],
                        "weights": {k: v.tolist() for k, v in model.state_dict().items()}}, f)
-    cleanup_ddp()
+    dist.destroy_process_group()
 """)
 
 
