@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name, help):
-        return sub.add_parser(name, help=help, description=help,
+        return sub.add_parser(name, help=help, description=help, allow_abbrev=False,   # --resume sees each flag
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog="examples:\n" + EXAMPLES[name].strip("\n").rstrip())
 
@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         hub_logging.set_verbosity_error()
     try:
         args = build_parser().parse_args(argv)
+        args.given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}   # the flags typed, for --resume
         if args.command is None:
             raise UsageError("choose a command: generate, chat, validate or train "
                              "(see `python -m gpt2lib --help`)")
@@ -548,26 +549,52 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 # %% notebooks/08_command_line.ipynb 43
+# What a run was started with: saved in its checkpoints, restored by --resume (not --device: that is the machine's).
+RUN_OPTIONS = ("data", "val_fraction", "n_layer", "n_head", "n_embd", "block_size", "vocab_size", "max_steps",
+               "batch_size", "grad_accum", "lr", "warmup_steps", "eval_interval", "ckpt_interval", "seed",
+               "no_progress")
+
+
+def restore_run(args: argparse.Namespace):
+    """--resume: the last checkpoint in --out, and the run's own options put back into `args`, except the
+    flags typed now, which override them (and are named)."""
+    from gpt2lib.checkpoint import find_checkpoint, load_checkpoint
+
+    if find_checkpoint(args.out) is None:
+        raise CLIError(f"--resume: no checkpoint in {args.out}; run without --resume to start a new run")
+    ck = load_checkpoint(args.out)
+    saved = ck.meta.get("cli", {})
+    typed = {k for k in RUN_OPTIONS if "--" + k.replace("_", "-") in getattr(args, "given", ())}
+    changed = [f"--{k.replace('_', '-')} {getattr(args, k)} (was {saved[k]})" for k in sorted(typed & set(saved))
+               if saved[k] != getattr(args, k)]
+    for k in typed & {"n_layer", "n_head", "n_embd", "block_size", "vocab_size"}:   # fixed by the weights
+        if getattr(args, k) != getattr(ck.config, k):
+            raise CLIError(f"--resume: the checkpoint in {args.out} has {k}={getattr(ck.config, k)}, not "
+                           f"{getattr(args, k)}; drop that option to continue it, or train into a new --out")
+    for k in set(saved) - typed:
+        setattr(args, k, saved[k])
+    if changed:
+        print(f"--resume: the run's options, except {', '.join(changed)}", file=sys.stderr)
+    return ck
+
+
+# %% notebooks/08_command_line.ipynb 44
 def cmd_train(args: argparse.Namespace) -> int:
     """`train`: chapter 6's loop on a text file; checkpoints in --out; --resume continues the last one."""
+    ck = restore_run(args) if args.resume else None
     if args.data is not None:
         existing_path(args.data, "--data")
     import torch
     from gpt2lib.data import load_corpus, split_text
     from gpt2lib.model import GPT, GPTConfig
     from gpt2lib.tokenizer import BPETokenizer, gpt2_tokenizer
-    from gpt2lib.train import TrainConfig, load_checkpoint, train
+    from gpt2lib.train import TrainConfig, train
 
     device = resolve_device(args.device)
     train_text, val_text = split_text(load_corpus(args.data), args.val_fraction)
     shape = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size")}
-    if args.resume and (Path(args.out) / "latest").is_file():   # the model and tokenizer of the last run
-        ck = load_checkpoint(args.out)
+    if ck is not None:                                          # the model and tokenizer of the last run
         model, tokenizer = ck.model, ck.tokenizer
-        for key, value in shape.items():
-            if value is not None and value != getattr(ck.config, key):
-                raise CLIError(f"--resume: the checkpoint in {args.out} has {key}={getattr(ck.config, key)}, "
-                               f"not {value}; drop that option to continue it, or train into a new --out")
     else:
         if args.vocab_size:
             print(f"training a BPE tokenizer of {args.vocab_size} tokens on {len(train_text):,} characters",
@@ -591,7 +618,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{len(val_ids):,} validation tokens", file=sys.stderr)
     try:
         history = train(model, train_ids, val_ids, cfg, tokenizer=tokenizer,
-                        val_bytes=len(val_text.encode("utf-8")), resume=args.resume)
+                        val_bytes=len(val_text.encode("utf-8")), resume=args.resume,
+                        meta={"cli": {k: getattr(args, k) for k in RUN_OPTIONS}})
     except KeyboardInterrupt:                         # train() has saved a checkpoint: say how to go on
         print(f"interrupted: the last checkpoint is in {args.out}; run the same command with --resume "
               f"to continue", file=sys.stderr)

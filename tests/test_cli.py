@@ -219,6 +219,49 @@ def test_resume_with_another_shape_is_refused(ckpt, text_file, capsys):
     assert "n_layer=1, not 3" in one_error_line(capsys.readouterr().err)
 
 
+def _kill_after_checkpoint(argv, out, wait_s):
+    """Start `gpt2lib train` as a process and SIGKILL it `wait_s` seconds after its first checkpoint."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "gpt2lib", *argv], env=ENV, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "latest").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(wait_s)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.parametrize("wait_s", [0.0, 0.37])
+def test_kill_9_then_resume_with_no_other_flag_gives_the_same_losses(text_file, tmp_path, wait_s):
+    from gpt2lib.checkpoint import load_checkpoint
+
+    flags = ["--data", str(text_file), "--max-steps", "40", "--seed", "3", "--lr", "3e-3", "--batch-size", "3",
+             "--warmup-steps", "5", *TINY_TRAIN]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert run_cli("train", "--out", str(straight), *flags)[0] == 0
+    _kill_after_checkpoint(["train", "--out", str(killed), *flags], killed, wait_s)
+    code, _, err = run_cli("train", "--out", str(killed), "--resume")
+    assert code == 0, err
+    want, got = load_checkpoint(straight).history, load_checkpoint(killed).history
+    assert got["step"] == want["step"] == list(range(1, 41))
+    assert got["loss"] == want["loss"] and got["val_loss"] == want["val_loss"]
+
+
+def test_resume_with_no_checkpoint_is_one_error_not_a_new_run(tmp_path, capsys):
+    assert cli.main(["train", "--out", str(tmp_path / "empty"), "--resume"]) == 1
+    assert str(tmp_path / "empty") in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").iterdir())
+
+
+def test_resume_says_which_typed_flags_override_the_run(ckpt, capsys):
+    assert cli.main(["train", "--out", str(ckpt), "--resume", "--max-steps", "4", "--lr", "2e-3"]) == 0
+    err = capsys.readouterr().err
+    assert "--lr 0.002 (was 0.001)" in err and "--max-steps" not in err   # 4 is what the run had
+
+
 def test_train_bad_data(tmp_path, capsys):
     assert cli.main(["train", "--data", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "o")]) == 1
     assert "no such file" in one_error_line(capsys.readouterr().err)
