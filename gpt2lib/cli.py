@@ -133,6 +133,8 @@ def _add_train_options(p):
     p.add_argument("--out", metavar="DIR", required=True, help="the run folder: checkpoints are written here")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out "
                    "(model shape, tokenizer, optimizer and step come from it)")
+    p.add_argument("--init", metavar="NAME|PATH", help="start from these weights, not random ones: a hub name, a "
+                   "Hugging Face folder or file, or a `train` run folder (chapter 9); they fix shape and vocabulary")
     m = p.add_argument_group("model (a new run; --resume takes them from the checkpoint)")
     m.add_argument("--n-layer", type=positive_int, metavar="N", help="transformer blocks (default 4)")
     m.add_argument("--n-head", type=positive_int, metavar="N", help="attention heads (default 4)")
@@ -307,7 +309,7 @@ def load_model(args: argparse.Namespace):
 
     dtype = getattr(torch, args.dtype) if args.dtype else None
     if ckpt:
-        from gpt2lib.train import load_checkpoint
+        from gpt2lib.checkpoint import load_checkpoint
         ck = load_checkpoint(path, device=device)
         model, tokenizer = ck.model.to(dtype=dtype), ck.tokenizer
         if tokenizer is None:
@@ -550,9 +552,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 # %% notebooks/08_command_line.ipynb 43
 # What a run was started with: saved in its checkpoints, restored by --resume (not --device: that is the machine's).
-RUN_OPTIONS = ("data", "val_fraction", "n_layer", "n_head", "n_embd", "block_size", "vocab_size", "max_steps",
+RUN_OPTIONS = ("data", "init", "val_fraction", "n_layer", "n_head", "n_embd", "block_size", "vocab_size", "max_steps",
                "batch_size", "grad_accum", "lr", "warmup_steps", "eval_interval", "ckpt_interval", "seed",
                "no_progress")
+SHAPE = ("n_layer", "n_head", "n_embd", "vocab_size")   # what --init's weights decide
 
 
 def restore_run(args: argparse.Namespace):
@@ -578,6 +581,27 @@ def restore_run(args: argparse.Namespace):
     return ck
 
 
+def init_model(args: argparse.Namespace):
+    """--init: the model to continue training and its tokenizer (a run folder's own, else GPT-2's)."""
+    from gpt2lib.checkpoint import find_checkpoint, load_checkpoint
+    from gpt2lib.tokenizer import gpt2_tokenizer
+
+    given = [f"--{k.replace('_', '-')}" for k in SHAPE if getattr(args, k) is not None]
+    if given:
+        raise CLIError(f"--init {args.init}: the weights fix the model's shape and vocabulary; drop {', '.join(given)}")
+    path = Path(args.init).expanduser()
+    if path.is_dir() and (find_checkpoint(path) is not None or (path / "checkpoint.json").is_file()):
+        ck = load_checkpoint(path)
+        return ck.model, ck.tokenizer
+    from gpt2lib.pretrained import load_pretrained
+    model, tokenizer = load_pretrained(args.init), gpt2_tokenizer()
+    if model.config.vocab_size < tokenizer.n_vocab:
+        raise CLIError(f"--init {args.init}: the weights have {model.config.vocab_size} token embeddings, but "
+                       f"GPT-2's tokenizer, the one Hugging Face weights use, gives ids up to {tokenizer.n_vocab - 1}; "
+                       f"give weights with all {tokenizer.n_vocab} tokens, or a `train` run folder")
+    return model, tokenizer
+
+
 # %% notebooks/08_command_line.ipynb 44
 def cmd_train(args: argparse.Namespace) -> int:
     """`train`: chapter 6's loop on a text file; checkpoints in --out; --resume continues the last one."""
@@ -595,6 +619,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     shape = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size")}
     if ck is not None:                                          # the model and tokenizer of the last run
         model, tokenizer = ck.model, ck.tokenizer
+    elif args.init:                                             # fine-tuning: chapter 9
+        model, tokenizer = init_model(args)
     else:
         if args.vocab_size:
             print(f"training a BPE tokenizer of {args.vocab_size} tokens on {len(train_text):,} characters",
@@ -608,8 +634,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_ids = tokenizer.encode(train_text, allowed_special="all")
     val_ids = tokenizer.encode(val_text, allowed_special="all")
     warmup = min(100, args.max_steps // 10) if args.warmup_steps is None else args.warmup_steps
-    cfg = TrainConfig(batch_size=args.batch_size, grad_accum=args.grad_accum, max_steps=args.max_steps,
-                      lr=args.lr, warmup_steps=warmup, eval_interval=args.eval_interval,
+    cfg = TrainConfig(block_size=args.block_size, batch_size=args.batch_size, grad_accum=args.grad_accum,
+                      max_steps=args.max_steps, lr=args.lr, warmup_steps=warmup, eval_interval=args.eval_interval,
                       ckpt_interval=args.ckpt_interval, out_dir=str(args.out), seed=args.seed, device=device,
                       progress=not args.no_progress)
     c = model.config

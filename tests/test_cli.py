@@ -15,7 +15,7 @@ import tiktoken
 import torch
 from hypothesis import given, settings, strategies as st
 
-from conftest import ROOT
+from conftest import ROOT, hf_folder
 from gpt2lib import cli
 from gpt2lib.tokenizer import gpt2_tokenizer
 
@@ -260,6 +260,41 @@ def test_resume_says_which_typed_flags_override_the_run(ckpt, capsys):
     assert cli.main(["train", "--out", str(ckpt), "--resume", "--max-steps", "4", "--lr", "2e-3"]) == 0
     err = capsys.readouterr().err
     assert "--lr 0.002 (was 0.001)" in err and "--max-steps" not in err   # 4 is what the run had
+
+
+def test_train_init_from_a_hugging_face_folder_lowers_the_loss(hf_dir, text_file, tmp_path, capsys):
+    from gpt2lib.checkpoint import load_checkpoint
+    from gpt2lib.pretrained import load_pretrained
+    from gpt2lib.train import evaluate
+
+    out = tmp_path / "tuned"
+    assert cli.main(["train", "--init", str(hf_dir), "--data", str(text_file), "--out", str(out), "--max-steps", "12",
+                     "--block-size", "32", "--batch-size", "4", "--lr", "3e-3", "--eval-interval", "6",
+                     "--no-progress"]) == 0
+    ck = load_checkpoint(out)
+    assert ck.config.n_layer == 2 and ck.config.n_embd == 64 and ck.tokenizer.n_vocab == 50257   # the folder's
+    ids = gpt2_tokenizer().encode(text_file.read_text(encoding="utf-8"))
+    before = evaluate(load_pretrained(hf_dir), ids, 32)["loss"]
+    after = evaluate(ck.model, ids, 32)["loss"]
+    assert after < before - 0.5, (before, after)
+    capsys.readouterr()
+    assert cli.main(["generate", "--ckpt", str(out), "--prompt", "def", "--greedy", "--max-new-tokens", "5"]) == 0
+
+
+@pytest.mark.parametrize("flag", ["--n-layer", "--vocab-size"])
+def test_train_init_refuses_a_shape_flag(hf_dir, text_file, tmp_path, capsys, flag):
+    assert cli.main(["train", "--init", str(hf_dir), "--data", str(text_file), "--out", str(tmp_path / "o"),
+                     flag, "3"]) == 1
+    assert flag in one_error_line(capsys.readouterr().err)
+
+
+def test_train_init_whose_vocabulary_cannot_hold_gpt2s_ids(text_file, tmp_path, capsys):
+    folder = hf_folder(tmp_path / "small_vocab", vocab_size=1000, n_layer=1, n_embd=32, n_head=2)
+    capsys.readouterr()                          # transformers' own notes while saving
+    assert cli.main(["train", "--init", str(folder), "--data", str(text_file), "--out", str(tmp_path / "o")]) == 1
+    err = one_error_line(capsys.readouterr().err)
+    assert "1000" in err and "50256" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_train_bad_data(tmp_path, capsys):
