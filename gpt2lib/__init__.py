@@ -18,6 +18,8 @@ def check(name: str, value, low=None, high=None, *, kind=int, low_open: bool = F
     types = (int, float) if kind is float else kind
     if isinstance(value, bool) or not isinstance(value, types):
         raise TypeError(f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}")
+    if value != value:                                    # NaN: every comparison below would let it through
+        raise ValueError(f"{name} must be a number, got {value!r}")
     if low is not None and (value <= low if low_open else value < low):
         raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
     if high is not None and value > high:

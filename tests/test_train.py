@@ -166,10 +166,11 @@ def test_nonpositive_learning_rate_is_refused(lr):
     (dict(min_lr=2e-3), ValueError, "min_lr must be <= 0.001"), (dict(batch_size=0), ValueError, "batch_size"),
     (dict(batch_size=2.5), TypeError, "batch_size"), (dict(warmup_steps=-1), ValueError, "warmup_steps"),
     (dict(stride=0), ValueError, "stride"), (dict(grad_clip=-1.0), ValueError, "grad_clip"),
-    (dict(max_seconds=-1), ValueError, "max_seconds"), (dict(dtype="float16"), ValueError, "float16")])
+    (dict(max_seconds=-1), ValueError, "max_seconds"), (dict(dtype="float16"), ValueError, "float16"),
+    (dict(lr=float("nan")), ValueError, "lr.*nan"), (dict(grad_clip=float("nan")), ValueError, "grad_clip")])
 def test_impossible_settings_are_refused_by_the_config(bad, error, fact):
     with pytest.raises(error, match=fact):
-        TrainConfig(lr=1e-3, **bad)
+        TrainConfig(**{"lr": 1e-3, **bad})
 
 
 def test_schedule_values_at_known_steps():
