@@ -3,7 +3,7 @@
 # %% notebooks/07_pretrained.ipynb 6
 import json
 import os
-import re
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,28 +11,22 @@ import torch
 
 from gpt2lib.model import GPT, GPTConfig
 
-HUB_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")   # the four sizes OpenAI released
+HUB_NAMES = tuple(GPTConfig.PRESETS)   # gpt2, gpt2-medium, gpt2-large, gpt2-xl: chapter 4's presets are the hub's names
 # The four weights that GPT-2 checkpoints keep in Conv1D's (in, out) layout, not nn.Linear's (out, in).
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-WRAPPERS = ("module.", "_orig_mod.")   # prefixes added by DistributedDataParallel and torch.compile
-TOP_LEVEL = ("wte", "wpe", "h", "ln_f")  # the children of `transformer.` in gpt2lib and Hugging Face
 
 
 class WeightsError(ValueError):
-    """A checkpoint that cannot become a gpt2lib GPT. The message names the problem and what to do."""
+    """Weights that cannot become a gpt2lib GPT; the message names the problem and what to do."""
 
 
 def _why(e: Exception) -> str:
-    """The first line of an exception's message, short enough to sit inside ours."""
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200] if text else ''}"
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
 
 
 # %% notebooks/07_pretrained.ipynb 8
 def resolve(name_or_path) -> Path:
-    """A file or folder that exists, else a hub name (downloaded); anything else is a clear error."""
-    if not isinstance(name_or_path, (str, os.PathLike)):
-        raise TypeError(f"name_or_path must be a str or a path, got {type(name_or_path).__name__}")
+    """The file or folder that name_or_path names, or a hub name's folder (cache or download)."""
     path = Path(name_or_path).expanduser()
     if path.exists():
         return path
@@ -40,348 +34,177 @@ def resolve(name_or_path) -> Path:
     if name.removeprefix("openai-community/") in HUB_NAMES:
         return hub_folder(name)
     sources = (f"a Hugging Face folder (config.json + model.safetensors), a .safetensors or .pt file, "
-               f"or one of the names {', '.join(HUB_NAMES)}")
-    if "/" in name or os.sep in name or path.suffix or name.startswith((".", "~")):
+               f"a gpt2lib training run, or one of the names {', '.join(HUB_NAMES)}")
+    if "/" in name or os.sep in name or path.suffix:
         raise FileNotFoundError(f"no such file or folder: {name}; give {sources}")
-    raise WeightsError(f"unknown model name {name!r}: it is neither a file or folder here nor a hub name; "
-                       f"give {sources}")
-
-
-# %% notebooks/07_pretrained.ipynb 10
-def _offline() -> bool:
-    """True when the user asked Hugging Face libraries not to touch the network (HF_HUB_OFFLINE=1)."""
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return False
-    return bool(constants.HF_HUB_OFFLINE)
+    raise WeightsError(f"unknown model name {name!r}: neither a path here nor a hub name; give {sources}")
 
 
 def hub_folder(name: str) -> Path:
-    """The local folder (config.json + model.safetensors) of a GPT-2 size on the hub: the cache, else a download."""
-    how = (f"load a local copy instead: download it once where there is a network (`hf download {name} "
-           f"config.json model.safetensors --local-dir {name.split('/')[-1]}`) and give that folder "
-           f"(load_pretrained('path/to/folder'), or --weights PATH on the command line), or set HF_HUB_OFFLINE=1 "
-           f"and HF_HOME to a Hugging Face cache that holds it")
+    """The folder (config.json + model.safetensors) of a model on the hub: from the cache, else downloaded."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
     try:
-        from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
-        from huggingface_hub.utils import HfHubHTTPError, OfflineModeIsEnabled
-    except ImportError:
-        raise WeightsError(f"loading {name!r} by name needs huggingface_hub (pip install huggingface_hub); "
-                           f"or {how}") from None
-    files = ("config.json", "model.safetensors")
-    try:                                   # already in the local cache: no network needed
-        return Path([hf_hub_download(name, f, local_files_only=True) for f in files][-1]).parent
-    except Exception:
-        pass
-    endpoint, wait = constants.ENDPOINT, constants.HF_HUB_ETAG_TIMEOUT
-    # subtle: with nothing cached, hf_hub_download retries a hub that never answers for minutes (six tries
-    # of 60 s), and no setting shortens that. So ask once, without retries, whether the hub answers at all.
-    try:
-        get_hf_file_metadata(hf_hub_url(name, files[0]), timeout=wait)
-    except OfflineModeIsEnabled:
-        raise WeightsError(f"cannot download {name!r}: offline mode is on (HF_HUB_OFFLINE=1) and it is not in "
-                           f"the Hugging Face cache; {how}") from None
-    except HfHubHTTPError:
-        pass                               # it answered, with an error: hf_hub_download retries, then says why
+        if not isinstance(try_to_load_from_cache(name, "model.safetensors"), str):
+            # subtle: with nothing cached, hf_hub_download retries a hub that never answers for minutes;
+            # one question without retries fails within HF_HUB_ETAG_TIMEOUT seconds (10) instead
+            get_hf_file_metadata(hf_hub_url(name, "config.json"), timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        return Path([hf_hub_download(name, f) for f in ("config.json", "model.safetensors")][-1]).parent
     except Exception as e:
-        raise WeightsError(f"cannot download {name!r}: {endpoint} does not answer ({_why(e)}); {how}") from None
-    try:                                   # huggingface_hub shows a progress bar while downloading
-        return Path([hf_hub_download(name, f) for f in files][-1]).parent
-    except Exception as e:
-        raise WeightsError(f"downloading {name!r} from {endpoint} failed ({_why(e.__cause__ or e)}); "
-                           f"{how}") from None
+        raise WeightsError(f"cannot get {name!r} from {constants.ENDPOINT} ({_why(e)}); give a local copy "
+                           f"instead (a folder with config.json and model.safetensors: load_pretrained('path/to/"
+                           f"folder'), or --weights PATH), or go online (HF_HUB_OFFLINE unset)") from None
 
 
-# %% notebooks/07_pretrained.ipynb 31
+# %% notebooks/07_pretrained.ipynb 30
 def normalize_keys(state_dict: dict) -> dict:
-    """Rename a GPT-2 state dict's keys to gpt2lib's (``transformer.h.0.attn.c_attn.weight``, ...).
-
-    Strips the ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) prefixes, adds the ``transformer.``
-    prefix that bare ``GPT2Model`` checkpoints lack, and drops the attention-mask buffers
-    (``h.N.attn.bias``, ``h.N.attn.masked_bias``) that old checkpoints store beside the weights.
-    """
+    """gpt2lib's names for a GPT-2 state dict: wrappers stripped, `transformer.` added, mask buffers dropped."""
     out = {}
     for key, value in state_dict.items():
-        if not isinstance(value, torch.Tensor):
-            raise WeightsError(f"entry {key!r} of the state dict is a {type(value).__name__}, not a tensor; "
-                               f"pass a dict of tensors such as model.state_dict()")
-        name = key
-        while name.startswith(WRAPPERS):
-            name = name.split(".", 1)[1]
-        parts = name.split(".")
+        parts = key.split(".")
+        while parts[0] in ("module", "_orig_mod"):         # DistributedDataParallel, torch.compile
+            parts = parts[1:]
         if parts[-2:] in (["attn", "bias"], ["attn", "masked_bias"]):
-            continue                                   # the causal mask: rebuilt, never learned
-        if parts[0] in TOP_LEVEL:
-            name = "transformer." + name
-        if name in out:
-            raise WeightsError(f"keys {key!r} and another one both mean {name!r}; "
-                               f"the state dict holds two copies of the model, keep one")
+            continue                                       # the causal mask: rebuilt, never learned
+        if parts[0] in ("wte", "wpe", "h", "ln_f"):        # a bare GPT2Model has no `transformer.`
+            parts = ["transformer", *parts]
+        if (name := ".".join(parts)) in out:
+            raise WeightsError(f"{key!r} and another key both mean {name!r}: two models in one file; keep one")
         out[name] = value
     return out
 
 
-# %% notebooks/07_pretrained.ipynb 35
+# %% notebooks/07_pretrained.ipynb 34
+FIELDS = {"n_positions": "block_size", "layer_norm_epsilon": "layer_norm_eps",   # config.json's names: ours
+          **{k: k for k in ("n_layer", "n_head", "n_embd", "vocab_size", "block_size", "layer_norm_eps")}}
+
+
 def config_from_hf(hf: dict) -> dict:
-    """The GPTConfig fields of a Hugging Face GPT-2 ``config.json``; refuses variants gpt2lib cannot build."""
-    if hf.get("model_type", "gpt2") != "gpt2":
-        raise WeightsError(f"config.json describes a {hf.get('model_type')!r} model, not GPT-2 "
-                           f"(model_type 'gpt2'); gpt2lib loads GPT-2 checkpoints only")
-    try:
-        fields = dict(n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"],
-                      vocab_size=hf["vocab_size"], block_size=hf.get("n_positions") or hf["n_ctx"],
-                      layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5))
-    except KeyError as e:
-        raise WeightsError(f"config.json has no {e.args[0]!r}; it is not a GPT-2 config: fix it, or "
-                           f"delete it and gpt2lib will infer the config from the tensors") from None
-    unsupported = {
-        "activation_function": hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"),
-        "n_inner": hf.get("n_inner") not in (None, 4 * fields["n_embd"]),
-        "scale_attn_by_inverse_layer_idx": bool(hf.get("scale_attn_by_inverse_layer_idx", False)),
-        "scale_attn_weights": not hf.get("scale_attn_weights", True),
-        "add_cross_attention": bool(hf.get("add_cross_attention", False)),
-    }
-    for name, bad in unsupported.items():
-        if bad:
-            raise WeightsError(f"config.json sets {name}={hf.get(name)!r}, a GPT-2 variant gpt2lib does not "
-                               f"build (it has GELU-tanh, a 4x MLP and 1/sqrt(head_dim) attention only)")
-    return fields
+    """The GPTConfig fields a config.json (or a training checkpoint's config) states; refuses other models."""
+    allowed = {"model_type": ("gpt2",), "activation_function": ("gelu_new", "gelu_pytorch_tanh"),   # the first:
+               "n_inner": (None, 4 * hf.get("n_embd", 0)), "scale_attn_weights": (True,),        # the default
+               "scale_attn_by_inverse_layer_idx": (False,), "add_cross_attention": (False,)}
+    for name in (k for k, ok in allowed.items() if hf.get(k, ok[0]) not in ok):
+        raise WeightsError(f"the config sets {name}={hf.get(name)!r}, a model gpt2lib does not build "
+                           f"(GPT-2 only: GELU-tanh, a 4x MLP, 1/sqrt(head_dim) attention)")
+    return {FIELDS[k]: v for k, v in hf.items() if k in FIELDS}
 
 
 def infer_config(state_dict: dict, known: dict | None = None, n_head: int | None = None) -> GPTConfig:
-    """A GPTConfig for a (normalized) state dict: ``known`` fields first, the rest read off the shapes.
-
-    vocab_size and n_embd come from wte, block_size from wpe, n_layer from the ``h.N`` keys and bias
-    from the presence of LayerNorm biases. The number of heads leaves no trace in any shape (the heads
-    are slices of one fused matrix), so unless ``n_head`` or ``known`` gives it, GPT-2's convention
-    of 64 dimensions per head is used: n_head = n_embd // 64. ``n_head`` wins over ``known``.
-    """
-    known = dict(known or {})
-    wte, wpe = state_dict.get("transformer.wte.weight"), state_dict.get("transformer.wpe.weight")
-    for key, t in (("transformer.wte.weight", wte), ("transformer.wpe.weight", wpe)):
-        if t is None or t.dim() != 2:
-            raise WeightsError(f"missing key {key!r} (or it is not a matrix): this is not a GPT-2 state dict "
-                               f"(its first keys: {', '.join(list(state_dict)[:3]) or 'none'})")
-    layers = {int(k.split(".")[2]) for k in state_dict
-              if k.startswith("transformer.h.") and k.split(".")[2].isdigit()}
-    if not layers:
-        raise WeightsError("missing key 'transformer.h.0.ln_1.weight': the state dict has no transformer blocks")
-    fields = dict(vocab_size=wte.shape[0], n_embd=wte.shape[1], block_size=wpe.shape[0],
-                  n_layer=max(layers) + 1, bias="transformer.ln_f.bias" in state_dict, dropout=0.0)
-    fields.update({k: v for k, v in known.items() if k in GPTConfig.__dataclass_fields__})
-    if n_head is not None:
-        fields["n_head"] = n_head
-    if "n_head" not in fields:
-        if fields["n_embd"] % 64:
-            raise WeightsError(f"cannot tell the number of heads: n_embd={fields['n_embd']} is not a multiple "
-                               f"of 64 (GPT-2's head size); pass n_head=... to load_pretrained")
-        fields["n_head"] = fields["n_embd"] // 64
+    """A GPTConfig for a normalized state dict: `known` fields, the rest read off the shapes."""
     try:
-        return GPTConfig(**fields)
+        (vocab_size, n_embd), (block_size, _) = (state_dict[f"transformer.{k}.weight"].shape for k in ("wte", "wpe"))
+    except (KeyError, ValueError) as e:
+        raise WeightsError(f"no token or position embedding ({_why(e)}): not a GPT-2 state dict "
+                           f"(its first keys: {', '.join(list(state_dict)[:3]) or 'none'})") from None
+    blocks = {k.split(".")[2] for k in state_dict if k.startswith("transformer.h.")}   # "0", "1", ...
+    fields = {"vocab_size": vocab_size, "n_embd": n_embd, "block_size": block_size, "n_layer": len(blocks),
+              "bias": "transformer.ln_f.bias" in state_dict, "dropout": 0.0, **(known or {})}
+    guess = n_embd // 64 if n_embd % 64 == 0 else None       # 64 dimensions per head, as in all four sizes
+    if (n_head := n_head if n_head is not None else fields.get("n_head", guess)) is None:
+        raise WeightsError(f"cannot tell the number of heads: n_embd={n_embd} is not a multiple of 64 "
+                           f"(GPT-2's head size); pass n_head=... to load_pretrained")
+    try:
+        return GPTConfig(**{**fields, "n_head": n_head})
     except (TypeError, ValueError) as e:
         raise WeightsError(f"the checkpoint's config is not valid: {e}") from None
 
 
-# %% notebooks/07_pretrained.ipynb 39
-def expected_shapes(config: GPTConfig) -> dict:
-    """Every tensor a gpt2lib GPT with this config holds, {name: shape}, built on the meta device (free)."""
-    with torch.device("meta"):
-        model = GPT(config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-def detect_layout(state_dict: dict, config: GPTConfig) -> str:
-    """'conv1d' for OpenAI / Hugging Face checkpoints ((in, out) weights), 'linear' for gpt2lib or nanoGPT.
-
-    The fused QKV weight is (C, 3C) in one layout and (3C, C) in the other, so it tells the format of
-    the whole file; the square attn.c_proj (C, C) could not, and follows the same format.
-    """
-    key, C = "transformer.h.0.attn.c_attn.weight", config.n_embd
-    got = tuple(state_dict[key].shape) if key in state_dict else None
-    if got == (C, 3 * C):
-        return "conv1d"
-    if got == (3 * C, C):
-        return "linear"
-    raise WeightsError(f"missing key {key!r}" if got is None else
-                       f"wrong shape for {key!r}: expected ({C}, {3 * C}) (Conv1D layout) or ({3 * C}, {C}) "
-                       f"(nn.Linear layout) for n_embd={C}, got {got}")
-
-
-def convert_state_dict(state_dict: dict, config: GPTConfig, layout: str | None = None) -> dict:
-    """Check a GPT-2 state dict against ``config`` and return it in gpt2lib's names and layout.
-
-    Every expected key must be present with the expected shape, and nothing else may be there; the
-    first problem found raises a WeightsError naming the key (and the shapes). Conv1D weights are
-    transposed to nn.Linear's (out, in). The output head is tied to wte: a stored lm_head.weight must
-    equal it.
-    """
-    sd = normalize_keys(state_dict)
-    layout = layout or detect_layout(sd, config)
-    expected = expected_shapes(config)
-    head = sd.pop("lm_head.weight", None)
-    out = {}
-    for key, shape in expected.items():
-        if key == "lm_head.weight":
-            continue
-        if key not in sd:
-            raise WeightsError(f"missing key {key!r}: the checkpoint does not hold every tensor of a GPT with "
-                               f"n_layer={config.n_layer}, bias={config.bias}; is the file complete?")
-        t = sd.pop(key)
-        transpose = layout == "conv1d" and key.endswith(CONV1D)
-        want = shape[::-1] if transpose else shape
-        if tuple(t.shape) != want:
-            raise WeightsError(f"wrong shape for {key!r}: expected {want}{' (Conv1D layout)' if transpose else ''}, "
-                               f"got {tuple(t.shape)}; the tensors do not fit n_layer={config.n_layer}, "
-                               f"n_head={config.n_head}, n_embd={config.n_embd}, vocab_size={config.vocab_size}, "
-                               f"block_size={config.block_size}")
-        out[key] = t.t().contiguous() if transpose else t   # Conv1D (in, out) -> Linear (out, in)
-    if sd:
-        raise WeightsError(f"unexpected key {next(iter(sd))!r} ({len(sd)} unexpected in all): it is not part of "
-                           f"a GPT-2 model with n_layer={config.n_layer}; remove it, or check the config")
-    wte = out["transformer.wte.weight"]
-    if head is not None and (head.shape != wte.shape or not torch.equal(head, wte)):
+# %% notebooks/07_pretrained.ipynb 38
+def convert_state_dict(state_dict: dict, config: GPTConfig) -> dict:
+    """A normalized GPT-2 state dict in gpt2lib's layout: the Conv1D weights transposed, the head tied to wte."""
+    c_attn, C = state_dict.get("transformer.h.0.attn.c_attn.weight"), config.n_embd
+    conv1d = c_attn is not None and tuple(c_attn.shape) == (C, 3 * C)    # (in, out): Conv1D, not nn.Linear
+    out = {k: v.t().contiguous() if conv1d and k.endswith(CONV1D) else v   # [in, out] -> [out, in]
+           for k, v in state_dict.items()}
+    head, wte = out.pop("lm_head.weight", None), out.get("transformer.wte.weight")
+    if head is not None and not (head.shape == wte.shape and torch.equal(head, wte)):
         raise WeightsError("lm_head.weight differs from transformer.wte.weight: GPT-2 ties its output head to "
-                           "the token embedding, and so does gpt2lib; this checkpoint has an untied head")
-    out["lm_head.weight"] = wte                             # one matrix, used twice
-    return out
+                           "the token embedding, and so does gpt2lib; these weights have an untied head")
+    return {**out, "lm_head.weight": wte}                                # one matrix, used twice
 
 
-# %% notebooks/07_pretrained.ipynb 45
-TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-
-
-def _read_safetensors(path: Path) -> dict:
+# %% notebooks/07_pretrained.ipynb 44
+def _read(path: Path, kind: str):
+    """The contents of a safetensors, JSON or torch.save file, or one WeightsError that names the file."""
     from safetensors.torch import load_file
+    read = {"safetensors": load_file, "JSON": lambda p: json.loads(p.read_text(encoding="utf-8")),
+            # weights_only: tensors and plain containers, never pickled objects (unpickling can run code)
+            "a PyTorch checkpoint": lambda p: torch.load(p, map_location="cpu", weights_only=True)}[kind]
     try:
-        return load_file(str(path))
-    except Exception as e:
-        raise WeightsError(f"cannot read {path} as safetensors ({_why(e)}): the file is truncated or "
-                           f"corrupted; download or save it again") from None
-
-
-def _unpack(obj, path: Path) -> tuple[dict, dict]:
-    """(state dict, config fields) from what torch.load returned: a state dict, or a training checkpoint."""
-    is_sd = lambda d: isinstance(d, dict) and d and all(isinstance(v, torch.Tensor) for v in d.values())
-    if is_sd(obj):
-        return dict(obj), {}
-    if isinstance(obj, dict):
-        for key in ("model", "state_dict", "model_state_dict"):
-            if is_sd(obj.get(key)):
-                cfg = next((obj[k] for k in ("model_args", "model_config", "config")
-                            if isinstance(obj.get(k), dict)), {})
-                cfg = {{"n_positions": "block_size", "layer_norm_epsilon": "layer_norm_eps"}.get(k, k): v
-                       for k, v in cfg.items()}
-                return dict(obj[key]), {k: v for k, v in cfg.items() if k in GPTConfig.__dataclass_fields__
-                                        and isinstance(v, (int, float, bool))}
-    raise WeightsError(f"{path} holds a {type(obj).__name__} that is not a state dict: expected a dict of "
-                       f"tensors, or a checkpoint dict with one under 'model' or 'state_dict'")
-
-
-def _read_torch(path: Path) -> tuple[dict, dict]:
-    import pickle
-    try:   # weights_only=True: tensors and plain containers only, never arbitrary pickled objects
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"WeightsUnpickler error: ([^.\n]*)", str(e))
+        return read(path)
+    except pickle.UnpicklingError:
         raise WeightsError(f"refusing to load {path}: it holds pickled Python objects, not only tensors, and "
-                           f"unpickling them could run code ({found.group(1) if found else _why(e)}); if you "
-                           f"trust it, re-save only its tensors: torch.save(model.state_dict(), path)") from None
+                           f"unpickling them could run code; if you trust it, re-save its tensors alone") from None
     except Exception as e:
-        raise WeightsError(f"cannot read {path} as a PyTorch checkpoint ({_why(e)}): the file is truncated, "
-                           f"corrupted, or not a checkpoint") from None
-    return _unpack(obj, path)
+        raise WeightsError(f"cannot read {path} as {kind} ({_why(e)}): the file is truncated or corrupted; "
+                           f"download or save it again") from None
 
 
-def _config_beside(weights: Path) -> dict:
-    """The config fields of the config.json next to a weights file ({} if there is none)."""
-    cfg = weights.parent / "config.json"
-    if not cfg.is_file():
-        return {}
-    try:
-        return config_from_hf(json.loads(cfg.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as e:
-        raise WeightsError(f"{cfg} is not valid JSON ({e}); repair or delete it") from None
-
-
-def read_checkpoint(path) -> tuple[dict, dict]:
-    """(state dict, config fields) from a file (.safetensors, .pt/.pth/.bin/.ckpt) or a Hugging Face folder.
-
-    A folder holds config.json (optional) and model.safetensors, model.safetensors.index.json (shards)
-    or pytorch_model.bin. The config fields are those the source states; the rest is inferred later.
-    """
+def read_weights(path) -> tuple[dict, dict]:
+    """(state dict, stated config fields) of a .safetensors or .pt/.bin file, or of a Hugging Face folder."""
     path = Path(path)
-    if path.is_dir():
-        names = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-        if not any((path / n).is_file() for n in names):
-            found = ", ".join(sorted(p.name for p in path.iterdir())[:8]) or "nothing"
-            raise WeightsError(f"{path} holds no weights: expected model.safetensors (or pytorch_model.bin) "
-                               f"beside config.json, found {found}")
-        known = _config_beside(path / "model.safetensors")
-        if (path / "model.safetensors").is_file():
-            return _read_safetensors(path / "model.safetensors"), known
-        if (path / "model.safetensors.index.json").is_file():
-            try:
-                index = json.loads((path / "model.safetensors.index.json").read_text(encoding="utf-8"))
-                shards = sorted(set(index["weight_map"].values()))
-            except (json.JSONDecodeError, KeyError, AttributeError) as e:
-                raise WeightsError(f"{path / 'model.safetensors.index.json'} is damaged ({_why(e)}); "
-                                   f"download or save the model again") from None
-            sd = {}
-            for shard in shards:
-                sd.update(_read_safetensors(path / shard))
-            return sd, known
-        sd, more = _read_torch(path / "pytorch_model.bin")
-        return sd, {**more, **known}
-    if path.suffix == ".safetensors":     # a file of a Hugging Face folder: its config.json says n_head
-        return _read_safetensors(path), _config_beside(path)
-    if path.suffix not in TORCH_SUFFIXES:
-        with open(path, "rb") as f:
-            head = f.read(9)
-        if len(head) == 9 and head[8:9] == b"{":   # safetensors: 8-byte header length, then JSON
-            return _read_safetensors(path), {}
-    return _read_torch(path)
+    cfg = (path if path.is_dir() else path.parent) / "config.json"
+    known = config_from_hf(_read(cfg, "JSON")) if cfg.is_file() else {}
+    names = [path] if path.is_file() else [path / n for n in ("model.safetensors", "pytorch_model.bin")]
+    if (path / "model.safetensors.index.json").is_file():           # a large model, saved in shards
+        index = _read(path / "model.safetensors.index.json", "JSON")
+        names = [path / f for f in sorted(set(index["weight_map"].values()))]
+    if not (names := [p for p in names if p.is_file()]):
+        raise WeightsError(f"{path} holds no weights: expected model.safetensors (or pytorch_model.bin) beside "
+                           f"config.json, found {', '.join(sorted(p.name for p in path.iterdir())[:8]) or 'nothing'}")
+    with open(names[0], "rb") as f:                                  # safetensors: 8 bytes of header size, JSON
+        if names[0].suffix == ".safetensors" or f.read(9)[8:9] == b"{":
+            return {k: v for p in names for k, v in _read(p, "safetensors").items()}, known
+    obj = _read(names[0], "a PyTorch checkpoint")
+    key = next((k for k in ("model", "state_dict") if isinstance(obj, dict) and isinstance(obj.get(k), dict)), None)
+    sd, stated = (obj[key], obj.get("model_args") or {}) if key else (obj, {})   # a training run's (nanoGPT's)
+    if not isinstance(sd, dict):
+        raise WeightsError(f"{path} holds a {type(sd).__name__}, not a state dict (a dict of tensors)")
+    return sd, {**config_from_hf(stated), **known}
 
 
-# %% notebooks/07_pretrained.ipynb 51
+# %% notebooks/07_pretrained.ipynb 50
 def load_pretrained(name_or_path, device=None, dtype=None, n_head: int | None = None,
                     quantize: str | None = None) -> GPT:
-    """A gpt2lib GPT holding GPT-2 weights, in eval mode.
-
-    name_or_path: a Hugging Face folder (config.json + model.safetensors or pytorch_model.bin), a single
-    .safetensors or .pt/.pth/.bin state-dict file (read with ``weights_only=True``: pickled code is
-    refused), or a hub name (gpt2, gpt2-medium, gpt2-large, gpt2-xl), downloaded once with a progress
-    bar. Keys may carry ``transformer.``, ``module.`` or ``_orig_mod.`` prefixes; Conv1D weights are
-    transposed when the file is in Hugging Face's layout. Without a config.json the config is inferred
-    from the shapes; the number of heads leaves no trace in them, so it is n_embd // 64 (GPT-2's head
-    size) unless the checkpoint states it. ``n_head``, when given, overrides both.
-    device: default "cpu"; dtype: default torch.float32. quantize="int8": int8 weights (chapter 10).
-    Raises FileNotFoundError for a missing path and WeightsError (a ValueError) for everything else.
-    """
+    """A gpt2lib GPT in eval mode from a hub name, a Hugging Face folder, a weights file or a training run."""
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
-    state_dict, known = read_checkpoint(resolve(name_or_path))
-    state_dict = normalize_keys(state_dict)
-    config = infer_config(state_dict, known, n_head)
-    state_dict = convert_state_dict(state_dict, config)
-    dtype = dtype or torch.float32
-    for key, t in state_dict.items():
-        if key == "lm_head.weight":
-            continue                       # the same matrix as wte, set below
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            raise WeightsError(f"{key!r} holds NaN or infinite values: the file is corrupted; download it again")
-        state_dict[key] = t.to(device=device or "cpu", dtype=dtype if t.is_floating_point() else t.dtype)
-    state_dict["lm_head.weight"] = state_dict["transformer.wte.weight"]
-    with torch.device("meta"):             # no memory, no random init: the weights come next
-        model = GPT(config)
-    model.load_state_dict(state_dict, strict=True, assign=True)
-    model.lm_head.weight = model.transformer.wte.weight    # assign=True untied them: tie again
+    path = resolve(name_or_path)
+    if (path / "latest").is_file() or (path / "checkpoint.json").is_file():     # a run of chapter 6's train()
+        from gpt2lib.checkpoint import CheckpointError, load_checkpoint
+        try:
+            model = load_checkpoint(path).model
+        except CheckpointError as e:
+            raise WeightsError(str(e)) from None
+        if any(hasattr(m, "lora_A") for m in model.modules()):               # chapter 9's adapters
+            from gpt2lib.finetune import merge_lora
+            model = merge_lora(model)
+    else:
+        state_dict, known = read_weights(path)
+        state_dict = normalize_keys(state_dict)
+        config = infer_config(state_dict, known, n_head)
+        state_dict = convert_state_dict(state_dict, config)
+        bad = [k for k, t in state_dict.items() if not isinstance(t, torch.Tensor) or not t.isfinite().all()]
+        if bad:
+            raise WeightsError(f"{bad[0]!r} is not a tensor of finite numbers (NaN or infinite values): the file "
+                               f"is corrupted; download it again")
+        with torch.device("meta"):                  # no memory, no random init: the weights come next
+            model = GPT(config)
+        try:
+            model.load_state_dict(state_dict, strict=True, assign=True)
+        except RuntimeError as e:                   # PyTorch names every missing, unexpected or misshapen key
+            found = "; ".join(line.strip()[:200] for line in str(e).splitlines()[1:4])
+            raise WeightsError(f"the weights do not fit a GPT with n_layer={config.n_layer}, n_head={config.n_head}"
+                               f", n_embd={config.n_embd}, bias={config.bias}: {found}") from None
+        model.lm_head.weight = model.transformer.wte.weight          # assign=True untied them: tie again
+    model.to(device=device or "cpu", dtype=dtype or torch.float32)
     if quantize == "int8":
         from gpt2lib.fast import quantize as to_int8      # chapter 10
         to_int8(model)
     return model.eval()
 
 
-# %% notebooks/07_pretrained.ipynb 59
+# %% notebooks/07_pretrained.ipynb 60
 def hf_config(config: GPTConfig):
     """The transformers.GPT2Config of a gpt2lib GPTConfig (dropout off: we compare in eval mode)."""
     from transformers import GPT2Config
@@ -394,26 +217,15 @@ def hf_config(config: GPTConfig):
                       bos_token_id=eos, eos_token_id=eos, tie_word_embeddings=True)
 
 
-def hf_model_from_state_dict(state_dict: dict, config: GPTConfig, layout: str = "conv1d"):
-    """A transformers.GPT2LMHeadModel holding these tensors (gpt2lib names; Conv1D or Linear layout)."""
-    from transformers import GPT2LMHeadModel
-    sd = {k: (v.t() if layout == "linear" and k.endswith(CONV1D) else v)          # Linear -> Conv1D
-          for k, v in normalize_keys(state_dict).items() if k != "lm_head.weight"}
-    hf = GPT2LMHeadModel(hf_config(config))
-    missing, unexpected = hf.load_state_dict(sd, strict=False)
-    if unexpected or set(missing) - {"lm_head.weight"}:
-        raise WeightsError(f"transformers could not take the state dict: missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]}")
-    return hf.eval()
-
-
 def to_transformers(model: GPT):
-    """A transformers.GPT2LMHeadModel with the same weights as a gpt2lib GPT (the four transposes undone)."""
+    """A transformers.GPT2LMHeadModel with the weights of a gpt2lib GPT (the four transposes undone)."""
+    from transformers import GPT2LMHeadModel
+    hf = GPT2LMHeadModel(hf_config(model.config))
+    hf.load_state_dict({k: v.t() if k.endswith(CONV1D) else v for k, v in model.state_dict().items()})
     p = model.transformer.wte.weight
-    return hf_model_from_state_dict(model.state_dict(), model.config, "linear").to(p.device, p.dtype)
+    return hf.to(p.device, p.dtype).eval()
 
 
-# %% notebooks/07_pretrained.ipynb 60
 @dataclass
 class ParityResult:
     """What parity_report measured: gpt2lib against transformers on the same weights."""
@@ -431,111 +243,67 @@ class ParityResult:
 
     @property
     def checks(self) -> dict:
-        return {"parameters": self.params[0] == self.params[1],
-                "weights": self.tensors_equal == self.tensors,
-                "logits": self.logit_max_diff <= self.atol,
-                "greedy": self.greedy[0] == self.greedy[1]}
+        return {"parameters": self.params[0] == self.params[1], "weights": self.tensors_equal == self.tensors,
+                "logits": self.logit_max_diff <= self.atol, "greedy": self.greedy[0] == self.greedy[1]}
 
     @property
     def passed(self) -> bool:
         return all(self.checks.values())
 
     def table(self) -> str:
-        ok = {True: "ok", False: "FAIL"}
-        a, b = self.greedy
-        first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
-        same = "identical" if a == b else f"differ from token {first if first is not None else min(len(a), len(b))}"
-        shown = self.texts or (a, b)
-        cut = lambda s: (repr(s) if len(repr(s)) <= 100 else repr(s)[:97] + "...")
-        rows = [("", "gpt2lib", "transformers", ""),
-                ("parameters", f"{self.params[0]:,}", f"{self.params[1]:,}", ok[self.checks["parameters"]]),
-                ("weights equal", f"{self.tensors_equal} of {self.tensors}", f"max |diff| {self.weight_max_diff:.1e}",
-                 ok[self.checks["weights"]]),
-                ("max |logit diff|", f"{self.logit_max_diff:.1e}", f"<= {self.atol:.0e}", ok[self.checks["logits"]]),
-                (f"greedy, {len(a)} tokens", same, "", ok[self.checks["greedy"]])]
+        """The report: one row per check, both continuations, PASS or FAIL."""
+        (a, b), p = self.greedy, self.params
+        rows = {"parameters": f"{p[0]:,} and {p[1]:,}",
+                "weights": f"{self.tensors_equal} of {self.tensors} equal, max |diff| {self.weight_max_diff:.1e}",
+                "logits": f"max |logit diff| {self.logit_max_diff:.1e}, tolerance {self.atol:.0e}",
+                "greedy": f"{len(a)} tokens, {'identical' if a == b else 'different'}"}
         lines = [f"parity of gpt2lib and transformers: {self.source}"]
-        lines += [f"  {r[0]:<20}{r[1]:<22}{r[2]:<22}{r[3]}" for r in rows]
-        lines += [f"  {'gpt2lib':<20}{cut(shown[0])}", f"  {'transformers':<20}{cut(shown[1])}"]
-        lines += [f"  note: {n}" for n in self.notes]
-        lines.append(f"  {'result':<20}{'PASS' if self.passed else 'FAIL'}")
+        lines += [f"  {k:<14}{v:<52}{'ok' if self.checks[k] else 'FAIL'}" for k, v in rows.items()]
+        lines += [f"  {n:<14}{repr(s)[:100]}" for n, s in zip(("gpt2lib", "transformers"), self.texts or (a, b))]
+        lines += [f"  note: {n}" for n in self.notes] + [f"  {'result':<14}{'PASS' if self.passed else 'FAIL'}"]
         return "\n".join(lines)
 
-    def __str__(self) -> str:
-        return self.table()
-
-
-def _gpt2_tokenizer():
-    try:
-        from gpt2lib.tokenizer import gpt2_tokenizer
-        return gpt2_tokenizer()
-    except ImportError:
-        import tiktoken
-        return tiktoken.get_encoding("gpt2")
+    __str__ = table
 
 
 # %% notebooks/07_pretrained.ipynb 61
 @torch.no_grad()
 def parity_report(model_or_path, hf_model=None, prompt="Once upon a time", max_new_tokens: int = 50,
                   n_head: int | None = None, atol: float = 1e-4, verbose: bool = True) -> ParityResult:
-    """Compare gpt2lib with transformers on the same weights; print the table (``verbose``) and return it.
-
-    model_or_path: a gpt2lib GPT, or anything load_pretrained takes. The reference is ``hf_model`` if
-    given; else transformers' own ``from_pretrained`` on a folder with config.json; else a
-    GPT2LMHeadModel filled with the file's raw tensors (or, for a GPT, with its weights transposed back).
-    prompt: text (GPT-2's tokenizer) or a list of token ids.
-    """
+    """Compare gpt2lib with transformers on the same weights: parameters, weights, logits, greedy tokens."""
+    from transformers import GPT2LMHeadModel
     from gpt2lib.generate import generate
-    notes = []
+    from gpt2lib.tokenizer import gpt2_tokenizer
     if isinstance(model_or_path, GPT):
         model, source = model_or_path.eval(), "a gpt2lib GPT in memory"
-        if hf_model is None:
-            hf_model = to_transformers(model)
-            notes.append("the transformers model was built from this GPT's own weights")
     else:
-        path = resolve(model_or_path)
-        source = os.fspath(model_or_path)
+        path, source = resolve(model_or_path), os.fspath(model_or_path)
         model = load_pretrained(path, n_head=n_head)
-        if hf_model is None:
-            if path.is_dir() and (path / "config.json").is_file():
-                from transformers import GPT2LMHeadModel
-                from transformers.utils import logging as hf_logging
-                bars = hf_logging.is_progress_bar_enabled()
-                hf_logging.disable_progress_bar()        # no "Loading weights" bar inside the report
-                try:
-                    hf_model = GPT2LMHeadModel.from_pretrained(path).float().eval()
-                finally:
-                    if bars:
-                        hf_logging.enable_progress_bar()
-            else:
-                sd, _ = read_checkpoint(path)
-                sd = normalize_keys(sd)
-                hf_model = hf_model_from_state_dict(sd, model.config, detect_layout(sd, model.config))
-    hf_model = hf_model.to(model.transformer.wte.weight.device).eval()
-    cfg = model.config
-    # 1. parameter counts (each counts a tied matrix once)
+        if hf_model is None and (path / "config.json").is_file():   # transformers reads the folder its own way
+            from transformers.utils import logging
+            bars = logging.is_progress_bar_enabled()
+            logging.disable_progress_bar()                          # no "Loading weights" bar inside the report
+            hf_model = GPT2LMHeadModel.from_pretrained(path).float()
+            if bars:
+                logging.enable_progress_bar()
+    notes = [] if hf_model is not None else ["the transformers model was built from gpt2lib's own weights"]
+    cfg, device = model.config, model.transformer.wte.weight.device
+    hf_model = (hf_model if hf_model is not None else to_transformers(model)).to(device).eval()
+    # 1. parameter counts (each counts a tied matrix once); 2. weight by weight, the Conv1D layout undone
     params = (model.num_params(), sum(p.numel() for p in hf_model.parameters()))
-    # 2. weight by weight, after undoing the Conv1D layout
-    theirs = hf_model.state_dict()
-    diffs = []
-    for key, ours in model.state_dict().items():
-        if key == "lm_head.weight":
-            continue
-        ref = theirs[key].t() if key.endswith(CONV1D) else theirs[key]
-        diffs.append((ours.float() - ref.float()).abs().max().item() if ours.shape == ref.shape else float("inf"))
-    # 3. logits on the prompt
-    tok = None
-    if isinstance(prompt, str):
-        tok = _gpt2_tokenizer()
-        ids = tok.encode(prompt)
-        if max(ids, default=0) >= cfg.vocab_size:
-            ids = [i % cfg.vocab_size for i in ids]
-            notes.append(f"prompt ids folded into the model's {cfg.vocab_size}-token vocabulary")
-    else:
-        ids = [int(i) for i in prompt]
+    theirs = {k: v.t() if k.endswith(CONV1D) else v for k, v in hf_model.state_dict().items()}
+    diffs = [(t.float() - theirs[k].float()).abs().max().item() if t.shape == theirs[k].shape else float("inf")
+             for k, t in model.state_dict().items() if k != "lm_head.weight"]
+    # 3. logits on the prompt (text goes through GPT-2's tokenizer, folded into a smaller vocabulary)
+    tok = gpt2_tokenizer() if isinstance(prompt, str) else None
+    ids = tok.encode(prompt) if tok else [int(i) for i in prompt]
+    if tok and max(ids, default=0) >= cfg.vocab_size:
+        ids = [i % cfg.vocab_size for i in ids]
+        notes.append(f"prompt ids folded into the model's {cfg.vocab_size}-token vocabulary")
     if not ids or len(ids) >= cfg.block_size or max(ids) >= cfg.vocab_size or min(ids) < 0:
         raise ValueError(f"the prompt must be 1 to {cfg.block_size - 1} token ids in [0, {cfg.vocab_size}), "
                          f"got {len(ids)} ids")
-    idx = torch.tensor([ids], device=model.transformer.wte.weight.device)                   # [1, T]
+    idx = torch.tensor([ids], device=device)                                             # [1, T]
     logit_diff = (model(idx).float() - hf_model(idx).logits.float()).abs().max().item()   # [1, T, V]
     # 4. greedy continuations, each library with its own generate (and its own KV cache)
     n = min(max_new_tokens, cfg.block_size - len(ids))
@@ -544,9 +312,9 @@ def parity_report(model_or_path, hf_model=None, prompt="Once upon a time", max_n
     a = generate(model, idx, n, temperature=0.0)[0, len(ids):].tolist()
     b = hf_model.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=n, do_sample=False,
                           eos_token_id=[], pad_token_id=0)[0, len(ids):].tolist()   # eos_token_id=[]: never stop
-    texts = (tok.decode(a), tok.decode(b)) if tok is not None and cfg.vocab_size == 50257 else None
-    result = ParityResult(source, params, len(diffs), sum(d == 0.0 for d in diffs), max(diffs), logit_diff,
-                          ids, (a, b), texts, atol, notes)
+    texts = (tok.decode(a), tok.decode(b)) if tok and cfg.vocab_size == 50257 else None
+    result = ParityResult(source, params, len(diffs), diffs.count(0.0), max(diffs), logit_diff, ids, (a, b),
+                          texts, atol, notes)
     if verbose:
         print(result.table())
     return result

@@ -19,9 +19,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import hf_folder, random_gpt
 from gpt2lib import purepy
-from gpt2lib.model import GPT, GPTConfig
-from gpt2lib.purepy import PureGPT, sample_next
+from gpt2lib.pretrained import load_pretrained
+from gpt2lib.purepy import PureConfig, PureGPT, sample_next
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,16 +43,17 @@ def pure_generate(pm, ids, n, **kw):
 
 
 def make_model(seed, dtype=torch.float64, std=0.3, **cfg):
-    """A gpt2lib GPT with weights redrawn large enough for spread-out logits (no near-ties)."""
-    torch.manual_seed(seed)
-    model = GPT(GPTConfig(**cfg)).to(dtype).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "ln_" in name and name.endswith("weight"):
-                p.normal_(1.0, 0.1)
-            else:
-                p.normal_(0.0, std)
-    return model
+    """conftest's random_gpt with weights large enough for spread-out logits (no near-ties), in `dtype`."""
+    return random_gpt(seed, std, **cfg).to(dtype)
+
+
+class Wrapper(torch.nn.Module):
+    """What DDP (`module.`) and torch.compile (`_orig_mod.`) do to a model's parameter names."""
+
+    def __init__(self, inner, name):
+        super().__init__()
+        self.add_module(name, inner)
+        self.config = inner.config
 
 
 def torch_logits(model, ids):
@@ -70,6 +72,7 @@ CONFIGS = [
 # --- the module uses the standard library only ------------------------------------------------
 
 def test_imports_are_standard_library_only():
+    """Only from_torch, which is handed a PyTorch model, imports gpt2lib's torch modules (lazily)."""
     tree = ast.parse((ROOT / "gpt2lib" / "purepy.py").read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
@@ -79,8 +82,11 @@ def test_imports_are_standard_library_only():
             assert node.level == 0, "relative import in purepy.py"
             found.add(node.module.split(".")[0])
     assert found, "no imports found: wrong file?"
-    outside = sorted(found - set(sys.stdlib_module_names))
+    outside = sorted(found - set(sys.stdlib_module_names) - {"gpt2lib"})
     assert not outside, f"purepy.py imports modules outside the standard library: {outside}"
+    lazy = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name != "from_torch"
+            for sub in ast.walk(node) if isinstance(sub, (ast.Import, ast.ImportFrom))]
+    assert not lazy, "only from_torch may import"
 
 
 def test_runs_with_torch_and_numpy_unimportable():
@@ -88,19 +94,17 @@ def test_runs_with_torch_and_numpy_unimportable():
     code = (
         "import sys, random\n"
         "sys.modules['torch'] = None; sys.modules['numpy'] = None\n"
-        "from gpt2lib.purepy import PureGPT\n"
+        "from gpt2lib.purepy import PureConfig, PureGPT\n"
         "r = random.Random(0)\n"
         "M = lambda n, m: [[r.gauss(0, 0.2) for _ in range(m)] for _ in range(n)]\n"
         "V = lambda n: [r.gauss(0, 0.2) for _ in range(n)]\n"
         "C = 8\n"
-        "sd = {'wte.weight': M(11, C), 'wpe.weight': M(6, C), 'ln_f.weight': V(C), 'ln_f.bias': V(C)}\n"
-        "for k, v in {'ln_1.weight': V(C), 'ln_1.bias': V(C), 'ln_2.weight': V(C), 'ln_2.bias': V(C),\n"
-        "             'attn.c_attn.weight': M(3 * C, C), 'attn.c_attn.bias': V(3 * C),\n"
-        "             'attn.c_proj.weight': M(C, C), 'attn.c_proj.bias': V(C),\n"
-        "             'mlp.c_fc.weight': M(4 * C, C), 'mlp.c_fc.bias': V(4 * C),\n"
-        "             'mlp.c_proj.weight': M(C, 4 * C), 'mlp.c_proj.bias': V(C)}.items():\n"
-        "    sd['h.0.' + k] = v\n"
-        "pm = PureGPT.from_torch(sd, config={'n_head': 2})\n"
+        "block = {'ln_1.weight': V(C), 'ln_1.bias': V(C), 'ln_2.weight': V(C), 'ln_2.bias': V(C),\n"
+        "         'attn.c_attn.weight': M(3 * C, C), 'attn.c_attn.bias': V(3 * C),\n"
+        "         'attn.c_proj.weight': M(C, C), 'attn.c_proj.bias': V(C),\n"
+        "         'mlp.c_fc.weight': M(4 * C, C), 'mlp.c_fc.bias': V(4 * C),\n"
+        "         'mlp.c_proj.weight': M(C, 4 * C), 'mlp.c_proj.bias': V(C)}\n"
+        "pm = PureGPT(PureConfig(11, 6, 1, 2, C), M(11, C), M(6, C), [block], {'weight': V(C), 'bias': V(C)})\n"
         "out = pm.generate([1, 2, 3], 3)\n"
         "assert len(pm.forward([1, 2])) == 2 and len(out) == 6\n"
         "assert 'torch' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
@@ -156,16 +160,14 @@ def test_random_configs(n_layer, n_head, head_dim, block_size, vocab_size, bias,
     assert pure_generate(pm, ids, new) == torch_greedy(model, ids, new)
 
 
-def test_from_float32_model_state_dict_and_prefixes():
+def test_from_a_float32_model_and_wrapped_ones():
     cfg = CONFIGS[1]
     model32 = make_model(5, dtype=torch.float32, **cfg)
     ids = [5, 0, 52, 17, 17, 3]
     ref = torch_logits(copy.deepcopy(model32).double(), ids)   # float32 weights, float64 arithmetic
-    sd = model32.state_dict()
-    for src, config in [(model32, None), (sd, dict(n_head=2)), (sd, model32.config),
-                        ({"module._orig_mod." + k: v for k, v in sd.items()}, dict(n_head=2))]:
-        pm = PureGPT.from_torch(src, config)
-        assert pm.config.n_head == 2 and pm.config.n_layer == 3
+    for src in [model32, Wrapper(model32, "module"), Wrapper(Wrapper(model32, "_orig_mod"), "module")]:
+        pm = PureGPT.from_torch(src)
+        assert pm.config == PureConfig(53, 20, 3, 2, 24, 1e-5)
         got = torch.tensor(pm.forward(ids), dtype=torch.float64)
         assert (got - ref).abs().max().item() < 1e-9
         assert pm.lm_head is pm.wte                  # the tied head is not copied twice
@@ -183,16 +185,12 @@ def test_untied_head_is_used():
     assert (got - torch_logits(model, ids)).abs().max().item() < 1e-9
 
 
-def test_transformers_gpt2_weights_load_transposed():
+def test_transformers_gpt2_weights_through_load_pretrained(tmp_path):
     transformers = pytest.importorskip("transformers")
-    torch.manual_seed(7)
-    hf_cfg = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=20, n_positions=9, vocab_size=31,
-                                     bos_token_id=0, eos_token_id=0, layer_norm_epsilon=1e-4)
-    hf = transformers.GPT2LMHeadModel(hf_cfg).double().eval()
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.normal_(0.0, 0.3)
-    pm = PureGPT.from_torch(hf)
+    hf_folder(tmp_path, seed=7, n_layer=2, n_head=2, n_embd=20, n_positions=9, vocab_size=31,
+              bos_token_id=0, eos_token_id=0, layer_norm_epsilon=1e-4)
+    hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).double().eval()
+    pm = PureGPT.from_torch(load_pretrained(tmp_path, dtype=torch.float64))
     assert (pm.config.block_size, pm.config.n_head, pm.config.layer_norm_eps) == (9, 2, 1e-4)
     ids = [3, 30, 0, 7, 7, 12, 1, 2, 29]
     with torch.no_grad():
@@ -275,28 +273,29 @@ def pm():
 
 @pytest.mark.parametrize("ids, error, match", [
     ([], ValueError, "empty"),
-    ([3, 17], ValueError, r"token id 17 at position 1 is outside the vocabulary \[0, 17\)"),
-    ([-1], ValueError, "outside the vocabulary"),
+    ([3, 17], ValueError, r"ids\[1\] must be <= 16, got 17"),
+    ([-1], ValueError, r"ids\[0\] must be >= 0, got -1"),
     (list(range(9)), ValueError, r"longer than the context \(block_size=8\).*crop"),
-    ("hello", TypeError, "not text"),
-    ([[1, 2]], TypeError, "flat list"),
-    ([1.5], TypeError, "flat list"),
-    (None, TypeError, "flat list"),
+    ("hello", TypeError, "encode text first"),
+    ([[1, 2]], TypeError, r"ids\[0\] must be an integer"),
+    ([1, 1.5], TypeError, r"ids\[1\] must be an integer"),
+    (None, TypeError, "list of token ids.*NoneType"),
 ])
 def test_forward_bad_ids(pm, ids, error, match):
     with pytest.raises(error, match=match):
         pm.forward(ids)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(max_new_tokens=-1), "max_new_tokens"),
-    (dict(max_new_tokens=2.5), "max_new_tokens"),
-    (dict(max_new_tokens=2, temperature=-0.1), "temperature"),
-    (dict(max_new_tokens=2, temperature=float("nan")), "temperature"),
-    (dict(max_new_tokens=2, temperature=1.0, top_k=0), "top_k"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(max_new_tokens=-1), ValueError, "max_new_tokens must be >= 0"),
+    (dict(max_new_tokens=2.5), TypeError, "max_new_tokens must be an integer"),
+    (dict(max_new_tokens=2, temperature=-0.1), ValueError, "temperature"),
+    (dict(max_new_tokens=2, temperature=float("nan")), ValueError, "temperature.*nan"),
+    (dict(max_new_tokens=2, temperature="hot"), TypeError, "temperature must be a number"),
+    (dict(max_new_tokens=2, temperature=1.0, top_k=0), ValueError, "top_k must be >= 1"),
 ])
-def test_generate_bad_arguments(pm, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_generate_bad_arguments(pm, kwargs, error, match):
+    with pytest.raises(error, match=match):
         pm.generate([1, 2], **kwargs)
     with pytest.raises(ValueError, match="empty"):
         pm.generate([], 3)
@@ -310,29 +309,19 @@ def test_generate_edge_cases_and_window_warnings(pm):
     with pytest.warns(UserWarning, match=r"after 6 new tokens the window slides"):
         assert len(pm.generate([1, 2], 7)) == 9
     long = [i % 17 for i in range(11)]                 # longer than block_size: the model sees the last 8
-    with pytest.warns(UserWarning, match="the prompt has 11 tokens but the context holds 8"):
+    with pytest.warns(UserWarning, match="the prompt has 11 tokens and the context holds 8"):
         out = pm.generate(long, 2)
     assert out[:11] == long and len(out) == 13
     assert out[11:] == pure_generate(pm, long[-8:], 2)[8:]
 
 
-def test_from_torch_bad_inputs():
-    model = make_model(12, **CONFIGS[1])
-    sd = model.state_dict()
-    with pytest.raises(TypeError, match="model .*or a state dict"):
+def test_from_torch_takes_a_gpt2lib_gpt():
+    with pytest.raises(TypeError, match="gpt2lib GPT.*load_pretrained.*int"):
         PureGPT.from_torch(42)
-    with pytest.raises(KeyError, match="wte.weight"):
-        PureGPT.from_torch({"foo": torch.zeros(2)})
-    with pytest.raises(KeyError, match="h.1.mlp.c_fc.weight"):
-        PureGPT.from_torch({k: v for k, v in sd.items() if k != "transformer.h.1.mlp.c_fc.weight"},
-                           dict(n_head=2))
-    with pytest.raises(ValueError, match="number of heads.*n_head"):
-        PureGPT.from_torch(sd)                          # width 24 is none of GPT-2's sizes
-    with pytest.raises(ValueError, match="vocab_size=50.*weights have 53"):
-        PureGPT.from_torch(sd, dict(n_head=2, vocab_size=50))
-    with pytest.raises(ValueError, match="divisible"):
-        PureGPT.from_torch(sd, dict(n_head=5))
-    bad = dict(sd)
-    bad["transformer.h.0.mlp.c_proj.weight"] = torch.zeros(24, 24)
-    with pytest.raises(ValueError, match=r"h.0.mlp.c_proj.weight has shape \(24, 24\), expected \(24, 96\)"):
-        PureGPT.from_torch(bad, dict(n_head=2))
+    with pytest.raises(TypeError, match="gpt2lib GPT.*OrderedDict"):
+        PureGPT.from_torch(make_model(12, **CONFIGS[1]).state_dict())
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_head=2, n_embd=8, n_positions=8,
+                                                              vocab_size=11))
+    with pytest.raises(TypeError, match="gpt2lib GPT.*load_pretrained.*GPT2LMHeadModel"):
+        PureGPT.from_torch(hf)
