@@ -3,6 +3,7 @@
 # %% notebooks/08_command_line.ipynb 8
 import argparse
 import codecs
+import json
 import math
 import os
 import sys
@@ -559,18 +560,19 @@ SHAPE = ("n_layer", "n_head", "n_embd", "vocab_size")   # what --init's weights 
 
 
 def restore_run(args: argparse.Namespace):
-    """--resume: the last checkpoint in --out, and the run's own options put back into `args`, except the
-    flags typed now, which override them (and are named)."""
+    """--resume: the last checkpoint in --out (None if the run was killed before its first), and the run's
+    options put back into `args`, except the flags typed now, which override them (and are named)."""
     from gpt2lib.checkpoint import find_checkpoint, load_checkpoint
 
-    if find_checkpoint(args.out) is None:
+    started = Path(args.out) / "cli.json"            # written when the run started, before any work
+    if find_checkpoint(args.out) is None and not started.is_file():
         raise CLIError(f"--resume: no checkpoint in {args.out}; run without --resume to start a new run")
-    ck = load_checkpoint(args.out)
-    saved = ck.meta.get("cli", {})
+    ck = load_checkpoint(args.out) if find_checkpoint(args.out) is not None else None
+    saved = ck.meta.get("cli", {}) if ck else json.loads(started.read_text(encoding="utf-8"))
     typed = {k for k in RUN_OPTIONS if "--" + k.replace("_", "-") in getattr(args, "given", ())}
     changed = [f"--{k.replace('_', '-')} {getattr(args, k)} (was {saved[k]})" for k in sorted(typed & set(saved))
                if saved[k] != getattr(args, k)]
-    for k in typed & {"n_layer", "n_head", "n_embd", "block_size", "vocab_size"}:   # fixed by the weights
+    for k in typed & {"n_layer", "n_head", "n_embd", "block_size", "vocab_size"} if ck else ():   # the weights'
         if getattr(args, k) != getattr(ck.config, k):
             raise CLIError(f"--resume: the checkpoint in {args.out} has {k}={getattr(ck.config, k)}, not "
                            f"{getattr(args, k)}; drop that option to continue it, or train into a new --out")
@@ -578,9 +580,21 @@ def restore_run(args: argparse.Namespace):
         setattr(args, k, saved[k])
     if changed:
         print(f"--resume: the run's options, except {', '.join(changed)}", file=sys.stderr)
+    if ck is None:
+        print(f"--resume: {args.out} has no checkpoint yet: the run starts again, with its options", file=sys.stderr)
     return ck
 
 
+def save_options(out: Path, options: dict) -> None:
+    """The options of a new run, in --out/cli.json before any work: a run killed before its first
+    checkpoint can still be resumed with --resume alone (it starts again)."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "cli.json.tmp"
+    tmp.write_text(json.dumps(options, indent=1), encoding="utf-8")
+    os.replace(tmp, out / "cli.json")
+
+
+# %% notebooks/08_command_line.ipynb 44
 def init_model(args: argparse.Namespace):
     """--init: the model to continue training and its tokenizer (a run folder's own, else GPT-2's)."""
     from gpt2lib.checkpoint import find_checkpoint, load_checkpoint
@@ -602,7 +616,7 @@ def init_model(args: argparse.Namespace):
     return model, tokenizer
 
 
-# %% notebooks/08_command_line.ipynb 44
+# %% notebooks/08_command_line.ipynb 45
 def cmd_train(args: argparse.Namespace) -> int:
     """`train`: chapter 6's loop on a text file; checkpoints in --out; --resume continues the last one."""
     ck = restore_run(args) if args.resume else None
@@ -617,11 +631,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     train_text, val_text = split_text(load_corpus(args.data), args.val_fraction)
     shape = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size")}
-    if ck is not None:                                          # the model and tokenizer of the last run
-        model, tokenizer = ck.model, ck.tokenizer
-    elif args.init:                                             # fine-tuning: chapter 9
-        model, tokenizer = init_model(args)
-    else:
+    model, tokenizer = (ck.model, ck.tokenizer) if ck else init_model(args) if args.init else (None, None)
+    options = {k: getattr(args, k) for k in RUN_OPTIONS}
+    if ck is None:                                              # the inputs are good: the run starts here
+        save_options(Path(args.out), options)
+    if model is None:                                           # a new model, and perhaps a new tokenizer
         if args.vocab_size:
             print(f"training a BPE tokenizer of {args.vocab_size} tokens on {len(train_text):,} characters",
                   file=sys.stderr)
@@ -644,8 +658,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{len(val_ids):,} validation tokens", file=sys.stderr)
     try:
         history = train(model, train_ids, val_ids, cfg, tokenizer=tokenizer,
-                        val_bytes=len(val_text.encode("utf-8")), resume=args.resume,
-                        meta={"cli": {k: getattr(args, k) for k in RUN_OPTIONS}})
+                        val_bytes=len(val_text.encode("utf-8")), resume=ck is not None,
+                        meta={"cli": options})
     except KeyboardInterrupt:                         # train() has saved a checkpoint: say how to go on
         print(f"interrupted: the last checkpoint is in {args.out}; run the same command with --resume "
               f"to continue", file=sys.stderr)

@@ -219,30 +219,30 @@ def test_resume_with_another_shape_is_refused(ckpt, text_file, capsys):
     assert "n_layer=1, not 3" in one_error_line(capsys.readouterr().err)
 
 
-def _kill_after_checkpoint(argv, out, wait_s):
-    """Start `gpt2lib train` as a process and SIGKILL it `wait_s` seconds after its first checkpoint."""
+def _kill_after(argv, marker, wait_s):
+    """Start `gpt2lib train` as a process and SIGKILL it `wait_s` seconds after the file `marker` appears."""
     import signal
     import time
 
     proc = subprocess.Popen([sys.executable, "-m", "gpt2lib", *argv], env=ENV, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not (out / "latest").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(wait_s)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
 
-@pytest.mark.parametrize("wait_s", [0.0, 0.37])
-def test_kill_9_then_resume_with_no_other_flag_gives_the_same_losses(text_file, tmp_path, wait_s):
+@pytest.mark.parametrize("marker, wait_s", [("cli.json", 0.0), ("latest", 0.0), ("latest", 0.37)])
+def test_kill_9_then_resume_with_no_other_flag_gives_the_same_losses(text_file, tmp_path, marker, wait_s):
     from gpt2lib.checkpoint import load_checkpoint
 
     flags = ["--data", str(text_file), "--max-steps", "40", "--seed", "3", "--lr", "3e-3", "--batch-size", "3",
              "--warmup-steps", "5", *TINY_TRAIN]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run_cli("train", "--out", str(straight), *flags)[0] == 0
-    _kill_after_checkpoint(["train", "--out", str(killed), *flags], killed, wait_s)
+    _kill_after(["train", "--out", str(killed), *flags], killed / marker, wait_s)   # cli.json: before any checkpoint
     code, _, err = run_cli("train", "--out", str(killed), "--resume")
     assert code == 0, err
     want, got = load_checkpoint(straight).history, load_checkpoint(killed).history
