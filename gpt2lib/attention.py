@@ -7,44 +7,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gpt2lib import check
+
 
 # %% notebooks/03_attention.ipynb 44
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 class KVCache:
-    """Keys and values of one attention layer, kept between generation steps.
-
-    Buffers are allocated once for ``max_len`` positions; ``update`` writes the new keys/values at
-    ``pos`` and returns views of everything seen so far, so a decoding step never copies the past.
-    ``reset()`` empties the cache for a new sequence of the same batch size.
-    """
+    """Keys and values of one attention layer, in buffers allocated once for max_len positions;
+    update() writes the new ones at pos and returns views of all so far, so the past is never copied."""
 
     def __init__(self, batch_size: int, n_head: int, max_len: int, head_dim: int,
                  device=None, dtype=torch.float32):
-        for name, value in (("batch_size", batch_size), ("n_head", n_head), ("max_len", max_len),
-                            ("head_dim", head_dim)):
-            _check_positive_int(name, value)
-        shape = (batch_size, n_head, max_len, head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)  # [B, nh, max_len, hd]
-        self.v = torch.zeros(shape, device=device, dtype=dtype)  # [B, nh, max_len, hd]
+        self.k = torch.zeros(batch_size, n_head, max_len, head_dim, device=device, dtype=dtype)  # [B, nh, max_len, hd]
+        self.v = torch.zeros_like(self.k)                                                         # [B, nh, max_len, hd]
         self.max_len, self.pos = max_len, 0
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        B, nh, t, hd = k.shape                                   # k, v: [B, nh, t, hd]
-        if (B, nh, hd) != (self.k.size(0), self.k.size(1), self.k.size(3)) or v.shape != k.shape:
-            raise ValueError(f"keys {tuple(k.shape)} and values {tuple(v.shape)} do not fit this cache of "
-                             f"[batch={self.k.size(0)}, n_head={self.k.size(1)}, t, head_dim={self.k.size(3)}]")
-        if self.pos + t > self.max_len:
-            raise ValueError(f"KV cache is full: it holds {self.max_len} positions, {self.pos} are used "
-                             f"and {t} more were given; start a new cache (or reset() this one)")
-        self.k[:, :, self.pos:self.pos + t] = k
+        """Append k, v [B, nh, t, hd] after the cached positions; return the keys and values of all of them."""
+        t = k.size(2)
+        check("KV cache positions (used + new)", self.pos + t, high=self.max_len)   # full: reset() or a new cache
+        self.k[:, :, self.pos:self.pos + t] = k                      # [B, nh, t, hd] into the buffer
         self.v[:, :, self.pos:self.pos + t] = v
         self.pos += t
-        return self.k[:, :, :self.pos], self.v[:, :, :self.pos]  # [B, nh, pos, hd] each
+        return self.k[:, :, :self.pos], self.v[:, :, :self.pos]      # [B, nh, pos, hd] each
 
     def reset(self) -> None:
         self.pos = 0
@@ -57,25 +41,12 @@ class KVCache:
 
 # %% notebooks/03_attention.ipynb 52
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with one fused QKV projection, as GPT-2 stores it.
-
-    ``c_attn`` maps ``n_embd`` to ``3 * n_embd`` (all queries, then all keys, then all values; head ``h``
-    owns columns ``h*head_dim:(h+1)*head_dim`` of each), ``c_proj`` mixes the heads back. ``forward(x)``
-    attends causally over ``x``; ``forward(x, cache)`` also attends over the positions stored in a
-    ``KVCache`` and appends the new ones to it, for generation one token (or chunk) at a time.
-    ``mask`` (bool, [B, 1, T, past+T], True = may attend), when given, replaces the causal mask.
-    """
+    """Multi-head causal self-attention in GPT-2's layout: c_attn computes [q | k | v] of all heads, c_proj
+    mixes the heads. With a KVCache it also attends over the cached positions; `mask` (bool [B, 1, T, past+T],
+    True = may attend) replaces the causal mask."""
 
     def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        for name, value in (("n_embd", n_embd), ("n_head", n_head), ("block_size", block_size)):
-            _check_positive_int(name, value)
-        if n_embd % n_head != 0:
-            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head}): each head gets "
-                             f"n_embd // n_head dimensions; choose e.g. n_head in "
-                             f"{[h for h in range(1, min(n_embd, 64) + 1) if n_embd % h == 0][-6:]}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.n_embd, self.n_head, self.block_size = n_embd, n_head, block_size
         self.head_dim = n_embd // n_head
         self.dropout = dropout                                   # on the attention weights (training only)
@@ -85,30 +56,16 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-        if x.dim() != 3 or x.size(-1) != self.n_embd:
-            raise ValueError(f"x must have shape [B, T, n_embd={self.n_embd}], got {tuple(x.shape)}")
         B, T, C = x.shape                                                     # [B, T, n_embd]
         past = cache.pos if cache is not None else 0
-        if past + T > self.block_size:
-            held = f" ({past} cached + {T} new)" if past else ""
-            raise ValueError(f"a sequence of {past + T} positions{held} is longer than the context "
-                             f"(block_size={self.block_size}); crop the input to its last "
-                             f"{self.block_size} tokens")
+        check("positions (cached + new)", past + T, high=self.block_size)     # the context: crop longer inputs
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)                    # [B, T, 3C] -> 3 x [B, T, C]
-        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)          # [B, nh, T, hd]
-        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)          # [B, nh, T, hd]
-        v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)          # [B, nh, T, hd]
+        q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # [B, nh, T, hd]
         if cache is not None:
-            k, v = cache.update(k, v)                                         # [B, nh, past+T, hd]
-        p = self.dropout if self.training else 0.0
-        if mask is not None:  # the caller's own mask (chapter 10: prompts of different lengths)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        elif past == 0:      # no history: the ordinary causal mask
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-        elif T == 1:         # one new token sees every cached position: no mask at all
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        else:                # a chunk after a history: query i sees keys 0 .. past+i
-            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # [B, nh, T, hd]
+            k, v = cache.update(k, v)                                         # [B, nh, past+T, hd] each
+        if mask is None and past and T > 1:  # subtle: is_causal's triangle starts top-left; query i sees 0..past+i
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)  # [T, past+T]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+                                           is_causal=mask is None and past == 0)   # [B, nh, T, hd]
         y = y.transpose(1, 2).contiguous().view(B, T, C)                      # [B, nh, T, hd] -> [B, T, C]
         return self.resid_dropout(self.c_proj(y))                             # [B, T, C]

@@ -3,11 +3,14 @@
 # %% notebooks/02_data_and_embeddings.ipynb 6
 import hashlib
 import re
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from gpt2lib import check
 
 # The book's corpus: Python 3.11.7's pydoc_data.topics, sorted by topic and joined with blank lines,
 # frozen as package data so that every Python gets the same bytes (see gpt2lib/corpus/README.md).
@@ -16,74 +19,28 @@ CORPUS_SHA256 = "71f2ff5d99bdc1f9c48c5c2353ad138201c5ca1c377e0226857ef8fa89b8bce
 
 
 def load_corpus(path: str | Path | None = None) -> str:
-    """The training text: the book's corpus by default, or a UTF-8 text file.
-
-    ``path=None`` gives the Python documentation shipped in gpt2lib (about 465 KB, the same bytes on every
-    Python), after checking its SHA-256. A path gives that file decoded as UTF-8, byte for byte (line
-    endings are kept as they are).
-    """
+    """The training text: the book's corpus (its SHA-256 checked) by default, or a UTF-8 text file,
+    byte for byte (line endings kept)."""
     if path is None:
         data = (files("gpt2lib") / CORPUS_FILE).read_bytes()
         if (digest := hashlib.sha256(data).hexdigest()) != CORPUS_SHA256:
-            raise ValueError(f"gpt2lib's corpus file (gpt2lib/{CORPUS_FILE}) is damaged: its SHA-256 is "
-                             f"{digest[:16]}..., not {CORPUS_SHA256[:16]}...; reinstall gpt2lib, or restore "
-                             f"the file with `git checkout -- gpt2lib/corpus`")
+            raise ValueError(f"gpt2lib/{CORPUS_FILE} is damaged: SHA-256 {digest[:16]}..., not {CORPUS_SHA256[:16]}...; "
+                             f"reinstall gpt2lib or run `git checkout -- gpt2lib/corpus`")
         return data.decode("utf-8")
     path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: '{path}'; give the path of a UTF-8 text file, "
-                                f"or no path for the default corpus")
-    if path.is_dir():
-        raise IsADirectoryError(f"'{path}' is a folder; give the path of a UTF-8 text file inside it")
-    data = path.read_bytes()
+    data = path.read_bytes()                  # a missing file, a folder: OSError, naming the path
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"'{path}' is not UTF-8 text: byte offset {e.start} (0x{data[e.start]:02x}) "
-                         f"cannot be decoded ({e.reason}); convert the file to UTF-8 first, "
-                         f"e.g. `iconv -f latin1 -t utf-8`") from None
+        raise ValueError(f"'{path}' is not UTF-8 text: byte offset {e.start} (0x{data[e.start]:02x}) cannot be "
+                         f"decoded; convert the file first, e.g. `iconv -f latin1 -t utf-8`") from None
     if not text.strip():
         raise ValueError(f"'{path}' is empty (or only whitespace): there is nothing to train on")
     return text
 
 
 # %% notebooks/02_data_and_embeddings.ipynb 14
-def _check_fraction(val_fraction) -> float:
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
-        raise TypeError(f"val_fraction must be a number between 0 and 1, got {val_fraction!r}")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be strictly between 0 and 1 (e.g. 0.1 for 10% validation), "
-                         f"got {val_fraction}")
-    return float(val_fraction)
-
-
-def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
-    """Split ``text`` into (train, val): the first part trains, the last ``val_fraction`` validates.
-
-    The cut lies within half the smaller part's length of the requested fraction, at the best boundary
-    found there, in this order: a line break inside a paragraph (GPT-2's tokenizer then gives the two
-    parts exactly the tokens of the whole text), the start of a line, the start of a word, and only
-    failing all of these, the exact character. ``train + val == text``; both parts are non-empty.
-    Tokenize and window each part on its own, so that no window straddles the two.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}; decode bytes first")
-    val_fraction = _check_fraction(val_fraction)
-    n = len(text)
-    if n < 2:
-        raise ValueError(f"a text of {n} character(s) is too short to split into a training and a "
-                         f"validation part")
-    target = min(max(round(n * (1.0 - val_fraction)), 1), n - 1)   # characters that go to training
-    slack = max(1, round(n * min(val_fraction, 1.0 - val_fraction) / 2))
-    lo, hi = max(1, target - slack), min(n - 1, target + slack)       # both parts stay non-empty
-    for boundary in _BOUNDARIES:
-        cuts = [m.start() for m in boundary.finditer(text, lo, hi + 1) if m.start() <= hi]
-        if cuts:
-            return _cut(text, min(cuts, key=lambda c: (abs(c - target), c)))
-    return _cut(text, target)
-
-
-_BOUNDARIES = [re.compile(p) for p in (
+_BOUNDARIES = [re.compile(p) for p in (   # the cuts split_text prefers, best first
     r"(?<=\S\n)(?=\S)",      # a line break inside a paragraph
     r"(?<=\n)(?=\S)",         # the start of a line that is not indented
     r"(?<=\n)(?=[^\n])",      # the start of a non-empty line
@@ -92,62 +49,47 @@ _BOUNDARIES = [re.compile(p) for p in (
 )]
 
 
-def _cut(text: str, at: int) -> tuple[str, str]:
-    return text[:at], text[at:]
+def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
+    """(train, val), both non-empty, train + val == text: cut near the last val_fraction of the text, at the
+    best kind of boundary found there. Tokenize and window the two parts apart."""
+    check("val_fraction", val_fraction, 0, 1, kind=float, low_open=True)
+    check("1 - val_fraction", 1 - val_fraction, 0, kind=float, low_open=True)    # something left to train on
+    n = check("len(text)", len(text), 2)
+    cut = min(max(round(n * (1.0 - val_fraction)), 1), n - 1)          # characters that go to training
+    slack = max(1, round(n * min(val_fraction, 1.0 - val_fraction) / 2))   # how far the cut may move
+    lo, hi = max(1, cut - slack), min(n - 1, cut + slack)                # both parts stay non-empty
+    for boundary in _BOUNDARIES:
+        cuts = [m.start() for m in boundary.finditer(text, lo, hi + 1) if m.start() <= hi]
+        if cuts:                                                         # the nearest; a tie goes left
+            cut = min(cuts, key=lambda c: (abs(c - cut), c))
+            break
+    return text[:cut], text[cut:]
 
 
 # %% notebooks/02_data_and_embeddings.ipynb 22
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return value
-
-
-def _as_id_tensor(ids) -> torch.Tensor:
-    if isinstance(ids, (str, bytes)):
-        raise TypeError("ids must be token ids, not text: encode the text with a tokenizer first")
-    try:
-        if isinstance(ids, (torch.Tensor, list, tuple)) or hasattr(ids, "__array__"):
-            return torch.as_tensor(ids)
-        return torch.as_tensor(list(ids))                                     # range, generator, ...
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise TypeError(f"ids must be a 1-D sequence of integer token ids ({e})") from None
-
-
 class WindowDataset(Dataset):
-    """Windows of ``block_size`` token ids and their next-token targets, every ``stride`` tokens.
-
-    Item ``i`` is ``(x, y)`` with ``x = ids[i*stride : i*stride + block_size]`` and ``y`` the same slice
-    one token later, both LongTensors of length ``block_size``. Ids after the last full window are unused.
-    """
+    """Windows of block_size token ids every stride tokens: item i is (x, y), LongTensors [block_size],
+    y being x one token later. Ids after the last full window are unused."""
 
     def __init__(self, ids, block_size: int, stride: int | None = None):
-        self.block_size = _positive_int("block_size", block_size)
-        self.stride = block_size if stride is None else _positive_int("stride", stride)
-        ids = _as_id_tensor(ids)
-        if ids.numel() and (ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool):
-            raise TypeError(f"ids must be integer token ids, got a tensor of {ids.dtype}")
-        if ids.dim() != 1:
-            raise ValueError(f"ids must be a 1-D sequence of token ids, got shape {tuple(ids.shape)}")
-        self.ids = ids.long()                                                 # [N]
-        need = self.block_size + 1
-        if len(self.ids) < need:
-            raise ValueError(f"{len(self.ids)} tokens are too few for one window: block_size={self.block_size} "
-                             f"needs at least {need} tokens (the inputs plus one target); "
-                             f"use a longer text or a smaller block_size")
-        self.n_windows = (len(self.ids) - need) // self.stride + 1
+        self.block_size = check("block_size", block_size, 1)
+        self.stride = check("stride", block_size if stride is None else stride, 1)
+        ids = torch.as_tensor(ids if hasattr(ids, "__len__") else list(ids))     # [N]; a generator: listed
+        if ids.dim() != 1 or ids.numel() and (ids.is_floating_point() or ids.dtype == torch.bool):   # [] is float
+            raise TypeError(f"ids must be a 1-D sequence of integer token ids, got {ids.dtype} {tuple(ids.shape)}")
+        self.ids = ids.long()                                                     # [N]
+        if len(ids) <= block_size:
+            raise ValueError(f"{len(ids)} tokens are too few for one window: block_size={block_size} needs "
+                             f"at least {block_size + 1} tokens (the inputs and one more target)")
+        self.n_windows = (len(ids) - block_size - 1) // self.stride + 1
 
     def __len__(self) -> int:
         return self.n_windows
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not -self.n_windows <= i < self.n_windows:
-            raise IndexError(f"window {i} out of range: this dataset has {self.n_windows} windows")
-        start = (i % self.n_windows) * self.stride
-        chunk = self.ids[start:start + self.block_size + 1]                   # [block_size + 1]
-        return chunk[:-1].clone(), chunk[1:].clone()                          # [block_size] each
+        start = range(0, self.n_windows * self.stride, self.stride)[i]            # IndexError past the end
+        chunk = self.ids[start:start + self.block_size + 1]                        # [block_size + 1]
+        return chunk[:-1].clone(), chunk[1:].clone()                               # [block_size] each
 
     def __repr__(self) -> str:
         return (f"WindowDataset({len(self.ids)} tokens, block_size={self.block_size}, "
@@ -155,20 +97,28 @@ class WindowDataset(Dataset):
 
 
 # %% notebooks/02_data_and_embeddings.ipynb 28
-def make_loader(ids, block_size: int, batch_size: int, stride: int | None = None, shuffle: bool = True,
-                seed: int = 0, drop_last: bool = True) -> DataLoader:
-    """A DataLoader of ``(x, y)`` batches, each ``[batch_size, block_size]``, from a ``WindowDataset``.
+@lru_cache(maxsize=2)
+def _epoch_order(n_windows: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order in which epoch `epoch` visits the windows: a permutation seeded by (seed, epoch) alone."""
+    return torch.randperm(n_windows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
-    The order depends only on ``seed``: the loader owns a ``torch.Generator``, so two loaders with the
-    same arguments yield the same batches, epoch after epoch.
-    """
-    dataset = WindowDataset(ids, block_size, stride)
-    batch_size = _positive_int("batch_size", batch_size)
-    if drop_last and batch_size > len(dataset):
-        raise ValueError(f"batch_size={batch_size} is larger than the {len(dataset)} windows of this text "
-                         f"(block_size={dataset.block_size}, stride={dataset.stride}); with drop_last=True no "
-                         f"batch would be left: use a smaller batch_size or stride, more text, or drop_last=False")
-    generator = torch.Generator()
-    generator.manual_seed(int(seed))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                      generator=generator)
+
+def batch_indices(n_windows: int, batch_size: int, micro_step: int, seed: int = 0,
+                  rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """The windows that micro-batch `micro_step` of process `rank` reads: a pure function of the step."""
+    per_epoch = n_windows // (batch_size * world_size)
+    if per_epoch == 0:
+        raise ValueError(f"a batch needs {batch_size * world_size} windows (batch_size={batch_size} x "
+                         f"{world_size} process(es)) but the data has only {n_windows}; use a smaller batch_size")
+    epoch, i = divmod(micro_step, per_epoch)
+    start = (i * world_size + rank) * batch_size
+    return _epoch_order(n_windows, seed, epoch)[start:start + batch_size]   # [batch_size]
+
+
+def get_batch(dataset, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The items dataset[i] for i in idx as one batch: dataset.collate(items) if the dataset has that
+    method (to pad items of different lengths), else the (x, y) pairs stacked, x [B, T] and y [B, T]."""
+    items = [dataset[i] for i in idx.tolist()]
+    if hasattr(dataset, "collate"):
+        return dataset.collate(items)
+    return tuple(torch.stack(parts) for parts in zip(*items))             # x [B, T], y [B, T]

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gpt2lib import check
 from gpt2lib.attention import CausalSelfAttention, KVCache
 
 
@@ -34,16 +35,12 @@ class GPTConfig:
 
     def __post_init__(self):
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+            check(name, getattr(self, name), 1)
+        check("dropout", self.dropout, 0, 1, kind=float)
+        check("layer_norm_eps", self.layer_norm_eps, 0, kind=float, low_open=True)
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
                              f"each head gets n_embd // n_head dimensions")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"layer_norm_eps must be positive, got {self.layer_norm_eps}")
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> "GPTConfig":
@@ -90,30 +87,6 @@ class Block(nn.Module):
 
 
 # %% notebooks/04_gpt_model.ipynb 24
-def _check_ids(idx: torch.Tensor, config: GPTConfig, past: int = 0) -> None:
-    """Raise an error that says what to do if ``idx`` is not input the model can read
-    (``past``: positions already in the KV cache)."""
-    if not isinstance(idx, torch.Tensor) or idx.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"idx must be an integer tensor of token ids [B, T] (torch.long), got "
-                        f"{getattr(idx, 'dtype', type(idx).__name__)}; e.g. torch.tensor([ids])")
-    if idx.dim() != 2:
-        raise ValueError(f"idx must have shape [B, T], got {tuple(idx.shape)}; "
-                         f"use idx[None] for a single sequence")
-    B, T = idx.shape
-    if T == 0:
-        raise ValueError("idx holds no tokens (shape [B, 0]); give the model at least one token")
-    if past + T > config.block_size:
-        held = f" ({past} cached + {T} new)" if past else ""
-        raise ValueError(f"a sequence of {past + T} tokens{held} is longer than the context "
-                         f"(block_size={config.block_size}); crop it to its last "
-                         f"{config.block_size} tokens")
-    lo, hi = torch.aminmax(idx)
-    if lo < 0 or hi >= config.vocab_size:
-        raise ValueError(f"token ids must be in [0, {config.vocab_size}) (vocab_size), got values "
-                         f"from {int(lo)} to {int(hi)}; was the text encoded with another tokenizer?")
-
-
-# %% notebooks/04_gpt_model.ipynb 25
 class GPT(nn.Module):
     """GPT-2: embeddings, ``n_layer`` pre-LN blocks, a final LayerNorm, a tied head. Parameter names follow
     GPT-2's checkpoints; ``nn.Linear`` weights are [out, in] (Hugging Face's Conv1D: [in, out]; chapter 7)."""
@@ -158,17 +131,19 @@ class GPT(nn.Module):
         return [KVCache(batch_size, c.n_head, max_len, c.n_embd // c.n_head, p.device, p.dtype)
                 for _ in range(c.n_layer)]
 
-    # %% notebooks/04_gpt_model.ipynb 27
+    # %% notebooks/04_gpt_model.ipynb 26
     def forward(self, idx: torch.Tensor, cache: list[KVCache] | None = None, last_only: bool = False,
                 pos: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """idx: LongTensor [B, T] -> logits [B, T, vocab_size] ([B, 1, vocab_size] if last_only). With
-        ``cache`` (from ``new_cache``), idx holds only the new tokens, placed after the cached positions.
-        ``pos`` ([B, T]) and ``mask`` ([B, 1, T, S]) replace the default positions and causal mask
-        (chapter 10: rows padded to one length)."""
+        """idx: LongTensor [B, T] -> logits [B, T, vocab_size] ([B, 1, vocab_size] if last_only). With a cache
+        (new_cache()), idx holds only the new tokens; pos [B, T] and mask [B, 1, T, S] replace the defaults (chapter 10)."""
         past = cache[0].pos if cache else 0
-        _check_ids(idx, self.config, past)                                     # see above
+        B, T = idx.shape                                                       # [B, T]
+        check("positions (cached + new)", past + T, past + 1, self.config.block_size)   # wpe has block_size rows
+        lo, hi = (int(t) for t in torch.aminmax(idx))                          # a bad id would fail inside wte
+        check("token ids", lo, 0)
+        check("token ids", hi, high=self.config.vocab_size - 1)
         if pos is None:
-            pos = torch.arange(past, past + idx.size(1), device=idx.device)    # [T]
+            pos = torch.arange(past, past + T, device=idx.device)              # [T]
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)              # [B, T, C]
         x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):

@@ -6,7 +6,6 @@ import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
 from types import SimpleNamespace
 
 import torch
@@ -17,37 +16,12 @@ from torch.utils.data import Dataset
 
 from gpt2lib import check, default_device
 from gpt2lib.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, capture_rng, save_checkpoint  # noqa: F401
-from gpt2lib.data import WindowDataset
+from gpt2lib.data import WindowDataset, batch_indices, get_batch
 
 IGNORE_INDEX = -100      # a target that no loss is computed for (padding, a prompt)
 
 
 # %% notebooks/06_training.ipynb 9
-# Chapter 2 teaches these two (they move to gpt2lib.data); until its module has them, they live here.
-@lru_cache(maxsize=2)
-def _epoch_order(n_windows: int, seed: int, epoch: int) -> torch.Tensor:
-    return torch.randperm(n_windows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-
-
-def batch_indices(n_windows: int, batch_size: int, micro_step: int, seed: int = 0,
-                  rank: int = 0, world_size: int = 1) -> torch.Tensor:
-    """The windows that micro-batch `micro_step` of process `rank` reads: a pure function of the step."""
-    per_epoch = n_windows // (batch_size * world_size)
-    if per_epoch == 0:
-        raise ValueError(f"a batch needs {batch_size * world_size} windows (batch_size={batch_size} x "
-                         f"{world_size} process(es)) but the data has only {n_windows}; use a smaller batch_size")
-    epoch, i = divmod(micro_step, per_epoch)
-    start = (i * world_size + rank) * batch_size
-    return _epoch_order(n_windows, seed, epoch)[start:start + batch_size]   # [batch_size]
-
-
-def get_batch(dataset, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (x, y) pairs dataset[i] for i in idx, stacked: x [B, T], y [B, T]."""
-    pairs = [dataset[i] for i in idx.tolist()]
-    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-
-
-# %% notebooks/06_training.ipynb 10
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy in nats over the last dim (logits [B, T, V] or [B, C]); targets == -100 are skipped."""
     return F.cross_entropy(logits.flatten(0, -2).float(),   # [B, T, V] -> [B*T, V]
@@ -65,7 +39,7 @@ def bits_per_byte(total_nats: float, n_bytes: int) -> float:
     return total_nats / math.log(2) / check("n_bytes", n_bytes, 1)
 
 
-# %% notebooks/06_training.ipynb 14
+# %% notebooks/06_training.ipynb 13
 def eval_windows(n_tokens: int, block_size: int, stride: int | None = None) -> list[tuple[int, int]]:
     """(start, n_scored) windows of length T = min(block_size, n_tokens - 1), each scoring its last n_scored
     targets, so that tokens 1 .. N-1 are scored once, with at least T - stride tokens of context."""
@@ -79,7 +53,7 @@ def eval_windows(n_tokens: int, block_size: int, stride: int | None = None) -> l
     return out
 
 
-# %% notebooks/06_training.ipynb 18
+# %% notebooks/06_training.ipynb 17
 @torch.no_grad()
 def evaluate(model: nn.Module, data, block_size: int | None = None, batch_size: int = 8,
              n_bytes: int | None = None, stride: int | None = None, device=None, autocast=None) -> dict:
@@ -116,7 +90,7 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-# %% notebooks/06_training.ipynb 25
+# %% notebooks/06_training.ipynb 24
 def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Matrices (embeddings, Linear weights) decay, biases and gains do not; frozen tensors are left out."""
     params = [p for p in model.parameters() if p.requires_grad]     # a tied tensor is listed once
@@ -131,7 +105,7 @@ def configure_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.1,
     return torch.optim.AdamW(optimizer_groups(model, weight_decay), lr=lr, betas=tuple(betas), fused=fused)
 
 
-# %% notebooks/06_training.ipynb 29
+# %% notebooks/06_training.ipynb 28
 def lr_at(step: int, lr: float, warmup_steps: int, max_steps: int, min_lr: float = 0.0) -> float:
     """The rate of optimizer step `step` (from 0): linear warm-up to lr, a half cosine to min_lr at max_steps."""
     if step < warmup_steps:
@@ -140,7 +114,7 @@ def lr_at(step: int, lr: float, warmup_steps: int, max_steps: int, min_lr: float
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
 
 
-# %% notebooks/06_training.ipynb 37
+# %% notebooks/06_training.ipynb 36
 @dataclass
 class TrainConfig:
     """Everything a run needs besides the model and the data; saved whole in every checkpoint."""
@@ -185,7 +159,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
 
 
-# %% notebooks/06_training.ipynb 42
+# %% notebooks/06_training.ipynb 41
 def _setup(model: nn.Module, cfg: TrainConfig) -> SimpleNamespace:
     """A run's set-up: device, DistributedDataParallel under torchrun, torch.compile, precision, AdamW."""
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -224,7 +198,7 @@ def _start(run: SimpleNamespace, cfg: TrainConfig, resume) -> tuple[int, dict]:
                "samples": [], "tokens": 0, "seconds": 0.0}
 
 
-# %% notebooks/06_training.ipynb 43
+# %% notebooks/06_training.ipynb 42
 def _optimizer_step(run: SimpleNamespace, data: Dataset, step: int, cfg: TrainConfig) -> tuple[float, float]:
     """One step: grad_accum micro-batches forward and backward, clipping, AdamW at lr_at(step)."""
     lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.max_steps, cfg.min_lr)
@@ -260,7 +234,7 @@ def _out_of_time(t_start: float, cfg: TrainConfig, run: SimpleNamespace) -> bool
     return late
 
 
-# %% notebooks/06_training.ipynb 45
+# %% notebooks/06_training.ipynb 44
 def _record(history: dict, step: int, loss: float, lr: float, dt: float, run: SimpleNamespace) -> dict:
     """Add a step to the history; return what the progress bar shows (the MFU on a GPU it knows)."""
     for key, value in (("step", step), ("loss", loss), ("lr", lr)):
@@ -283,7 +257,7 @@ def _sample(model: nn.Module, tokenizer, cfg: TrainConfig, step: int) -> str:
     return tokenizer.decode(out[0, len(ids):].tolist())
 
 
-# %% notebooks/06_training.ipynb 47
+# %% notebooks/06_training.ipynb 46
 def train(model: nn.Module | None, train_data, val_data=None, cfg: TrainConfig | None = None, *, tokenizer=None,
           val_bytes: int | None = None, resume=False, callback=None, init=None, meta: dict | None = None) -> dict:
     """Train on token ids or a Dataset of (x, y) pairs and return the history. resume: True (cfg.out_dir)
@@ -292,8 +266,7 @@ def train(model: nn.Module | None, train_data, val_data=None, cfg: TrainConfig |
 
     cfg = cfg or TrainConfig()
     if (model is None) == (init is None):
-        raise ValueError(f"train needs a model or init=NAME|PATH, exactly one; got model={type(model).__name__}, "
-                         f"init={init!r}")
+        raise ValueError(f"train needs exactly one of a model and init=NAME|PATH; got init={init!r}")
     if init is not None:
         from gpt2lib.pretrained import load_pretrained
         model, meta = load_pretrained(init), {**(meta or {}), "init": str(init)}
@@ -346,7 +319,7 @@ def train(model: nn.Module | None, train_data, val_data=None, cfg: TrainConfig |
     return history
 
 
-# %% notebooks/06_training.ipynb 79
+# %% notebooks/06_training.ipynb 78
 PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
               "A10": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12, "T4": 65e12}
 
