@@ -12,11 +12,8 @@ from gpt2lib.generate import generate
 
 # %% notebooks/10_fast_generation.ipynb 11
 def absmax_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-output-channel absmax int8: w [out, in] -> (q int8 [out, in], scale float32 [out]).
-
-    Row r is divided by its own scale max|w[r]| / 127 and rounded, so w[r] ~= q[r] * scale[r], each
-    entry within scale[r] / 2. (An all-zero row gets a tiny scale instead of a division by zero.)
-    """
+    """Per-output-channel absmax int8: w [out, in] -> (q int8 [out, in], scale float32 [out]), with
+    w[r] ~= q[r] * scale[r] to within scale[r] / 2. (An all-zero row gets a tiny scale, not a 0.)"""
     w = w.detach().float()                                               # [out, in]
     scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127                   # [out]
     q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)  # [out, in]
@@ -25,11 +22,8 @@ def absmax_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 # %% notebooks/10_fast_generation.ipynb 16
 def fbgemm_pack(q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
-    """Our int8 weights and scales in the layout of fbgemm's int8 GEMM, or None where it is missing.
-
-    The kernel lives in torch.ao.quantization, which PyTorch has deprecated: making its quantized
-    weight tensor warns, so the warning is silenced here; everything else falls back to int8pack.
-    """
+    """Our int8 weights and scales packed for fbgemm's int8 GEMM, or None where fbgemm is missing.
+    (torch.ao.quantization is deprecated: making its quantized tensor warns, so we silence that.)"""
     if "fbgemm" not in torch.backends.quantized.supported_engines:
         return None
     with warnings.catch_warnings():
@@ -45,13 +39,9 @@ KERNELS = ("auto", "fbgemm", "int8pack", "reference")
 
 # %% notebooks/10_fast_generation.ipynb 17
 class Int8Linear(nn.Module):
-    """nn.Linear with its weight stored as per-channel int8 (a quarter of the bytes). `kernel`:
-
-    - "fbgemm": x is quantized to 8 bits on the fly and multiplied in integers (x86 CPUs);
-    - "int8pack": PyTorch's weight-only int8 matmul (CPU, CUDA, MPS; x stays float);
-    - "reference": dequantize, then F.linear (the definition; slow, for checking);
-    - "auto": fbgemm for float32 CPU inputs where it exists, int8pack otherwise.
-    """
+    """nn.Linear with a per-channel int8 weight (a quarter of the bytes), run by `kernel`: "fbgemm" (x
+    quantized on the fly, integer GEMM; x86), "int8pack" (weight-only; CPU, CUDA, MPS), "reference"
+    (dequantize, then F.linear: the definition), "auto" (fbgemm for float32 on the CPU, else int8pack)."""
 
     def __init__(self, linear: nn.Linear, kernel: str = "auto"):
         super().__init__()
@@ -82,14 +72,10 @@ class Int8Linear(nn.Module):
 
 # %% notebooks/10_fast_generation.ipynb 23
 def quantize(model: nn.Module, kernel: str = "auto") -> nn.Module:
-    """Replace every nn.Linear of a GPT (four per block and the output head) by an Int8Linear, in place;
-    return the model (in eval mode: int8 weights are for inference). Embeddings and LayerNorms stay in
-    float; the head, tied to wte in GPT-2, gets an int8 copy of its own.
-    """
+    """Replace every nn.Linear of a GPT (four per block, and the head) by an Int8Linear, in place; return
+    the model in eval mode. Embeddings and LayerNorms stay float; the tied head gets its own int8 copy."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"quantize() takes a gpt2lib GPT (an nn.Module), got {type(model).__name__}")
     linears = [(parent, name, child) for parent in model.modules()
                for name, child in parent.named_children() if isinstance(child, nn.Linear)]
     if not linears:
@@ -109,23 +95,21 @@ def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, t
 
 
 class Padded(nn.Module):
-    """A GPT reading left-padded rows: row b's real tokens start after pad[b] padding tokens.
-
-    Positions count from each row's first real token; no query attends to a padding key (a padding
-    query sees only itself, so that its softmax stays finite; its output is never read). Everything
-    else, the KV cache included, is the model's own.
-    """
+    """A GPT reading left-padded rows (row b's tokens start after pad[b] padding): positions count from
+    each row's first token, and no query sees a padding key except a padding query itself (so that its
+    softmax stays finite; its output is never read). The KV cache is the model's own."""
 
     def __init__(self, model: nn.Module, pad: torch.Tensor):
         super().__init__()
         self.model, self.config = model, model.config
         self.pad = pad.to(next(model.parameters()).device)                  # [B]
+        self.train(model.training)     # subtle: generate restores *this* mode, onto the model too
 
     def new_cache(self, batch_size: int, max_len: int | None = None):
         return self.model.new_cache(batch_size, max_len)
 
     def forward(self, idx: torch.Tensor, cache=None, last_only: bool = False) -> torch.Tensor:
-        B, T = idx.shape                                                   # the new tokens: [B, T]
+        T = idx.size(1)                                                    # the new tokens: [B, T]
         past = cache[0].pos if cache else 0
         q = torch.arange(past, past + T, device=idx.device)[:, None]       # [T, 1] query columns
         k = torch.arange(past + T, device=idx.device)                      # [S] key columns
@@ -138,27 +122,17 @@ class Padded(nn.Module):
 # %% notebooks/10_fast_generation.ipynb 38
 def generate_batch(model: nn.Module, prompts: list[list[int]], max_new_tokens: int,
                    **options) -> list[list[int]]:
-    """Continue prompts of different lengths in one batch -> one list of ids per prompt (prompt + new).
-
-    Left padding, per-row positions and a padding mask give each row the tokens it would get alone.
-    `options` are generate's (temperature, top_k, top_p, eos_id, seed, use_cache); with eos_id a row
-    ends at its first eos_id. The batch must fit the context: the window cannot slide under padding.
-    """
-    if (not isinstance(prompts, (list, tuple)) or not prompts
-            or not all(isinstance(p, (list, tuple)) and p for p in prompts)):
-        raise ValueError("prompts must be a non-empty list of non-empty lists of token ids, "
-                         "e.g. [tok.encode('Hello'), tok.encode('Once upon a time')]")
-    if not all(isinstance(t, int) and not isinstance(t, bool) for p in prompts for t in p):
-        raise TypeError("every token id in prompts must be an int")
+    """Continue prompts of different lengths in one batch -> one list of ids per prompt (prompt + new),
+    each what it would get alone. `options` are generate's; with eos_id a row ends at its first one."""
     longest, block = max(map(len, prompts)), model.config.block_size
-    if isinstance(max_new_tokens, int) and longest + max_new_tokens > block:
+    if not all(prompts):
+        raise ValueError("every prompt needs at least one token")
+    if longest + max_new_tokens > block:                   # the window cannot slide under padding
         raise ValueError(f"the longest prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) "
                          f"exceed the context of {block} tokens; generate it alone, or ask for fewer")
     idx, pad = left_pad(prompts)
     out = generate(Padded(model, pad), idx, max_new_tokens, **options)     # [B, T + new]
     rows = [row[p:].tolist() for row, p in zip(out, pad.tolist())]
     eos = options.get("eos_id")
-    if eos is None:
-        return rows
     return [r[:len(p) + r[len(p):].index(eos) + 1] if eos in r[len(p):] else r
             for r, p in zip(rows, prompts)]

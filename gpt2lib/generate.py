@@ -3,28 +3,17 @@
 # %% notebooks/05_generation.ipynb 8
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 
-
-def check_sampling(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> None:
-    """Raise a ValueError that says what to do if a sampling option is out of range."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy, 1 the model's own "
-                         f"distribution), got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be an integer >= 1 (or None to keep every token), got {top_k!r}")
-    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float))
-                              or not 0.0 < top_p <= 1.0):
-        raise ValueError(f"top_p must be in (0, 1] (or None to keep every token), got {top_p!r}")
+from gpt2lib import check
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the k largest logits of each row (and any tied with the k-th), set the others to -inf."""
+    """Keep the k largest logits of each row (and any tied with the k-th); set the others to -inf."""
     if k >= logits.size(-1):
         return logits
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]                  # [..., V] -> [..., 1]
@@ -32,33 +21,24 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Nucleus filter: keep the most likely tokens, in order, until their probabilities add up to p.
-
-    A token is kept if the tokens ranked above it hold less than p of the probability, so the most
-    likely token is always kept and the kept set is the smallest whose total reaches p.
-    """
+    """Nucleus: keep a token if the tokens ranked above it hold less than p of the probability (so the
+    most likely token always stays); set the others to -inf."""
     if p >= 1.0:
         return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)   # [..., V] each
     probs = sorted_logits.softmax(dim=-1)                                 # [..., V]
-    above = probs.cumsum(dim=-1) - probs                                  # mass ranked above each token
-    drop_sorted = above >= p                                              # [..., V], sorted order
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # back to vocabulary order
+    drop_sorted = probs.cumsum(dim=-1) - probs >= p                       # [..., V]: the mass above >= p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # [..., V], vocabulary order
     return logits.masked_fill(drop, float("-inf"))                        # [..., V]
 
 
 # %% notebooks/05_generation.ipynb 10
 def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                      top_p: float | None = None) -> torch.Tensor:
-    """The distribution the next token is drawn from: logits [..., V] -> probabilities [..., V].
-
-    Temperature first, then top-k, then top-p (the order transformers uses). Temperature 0 is greedy:
-    all the probability on the most likely token.
-    """
-    check_sampling(temperature, top_k, top_p)
+    """logits [..., V] -> the probabilities [..., V] the next token is drawn from: temperature, then
+    top-k, then top-p (transformers' order). Temperature 0 (greedy) puts it all on the argmax."""
     if temperature == 0.0:
-        return torch.zeros_like(logits, dtype=torch.float32).scatter_(
-            -1, logits.argmax(dim=-1, keepdim=True), 1.0)                 # one-hot [..., V]
+        return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).float()  # [..., V]
     logits = logits.float() / temperature                                 # [..., V]
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
@@ -67,122 +47,86 @@ def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int 
     return logits.softmax(dim=-1)                                         # [..., V]
 
 
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Choose the next token of each row: logits [B, V] -> token ids [B] (LongTensor).
-
-    temperature=0.0 takes the most likely token (greedy); otherwise a token is drawn from
-    ``next_token_probs``, with ``generator`` as the source of randomness if one is given.
-    """
-    if logits.dim() != 2:
-        raise ValueError(f"logits must have shape [B, vocab_size], got {tuple(logits.shape)}")
-    if temperature == 0.0:                                                # greedy: no randomness at all
-        check_sampling(temperature, top_k, top_p)
-        return logits.argmax(dim=-1)                                      # [B]
-    probs = next_token_probs(logits, temperature, top_k, top_p)           # [B, V]
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)   # [B]
-
-
 # %% notebooks/05_generation.ipynb 23
 def _stop_rows(nxt: torch.Tensor, finished: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """The tokens to append [B]: rows already finished repeat eos_id (padding), and a row that produces
-    eos_id now is finished too. ``finished`` [B] (bool) is updated in place."""
+    """The tokens [B] to append: finished rows repeat eos_id (padding); a row that produces eos_id now
+    joins ``finished`` [B] (bool, updated in place)."""
     nxt = nxt.masked_fill(finished, eos_id)                 # [B]: finished rows get the padding
     finished |= nxt == eos_id                               # [B]: and rows that just stopped join them
     return nxt
 
 
 # %% notebooks/05_generation.ipynb 26
-def _next_logits(model, out: torch.Tensor, n: int, cache) -> torch.Tensor:
-    """Logits [B, V] of the token after out[:, :n]. While the text fits the context, the cache holds the
-    first cache[0].pos tokens and only the rest goes in; past block_size (or with no cache) the model
-    re-reads the last block_size tokens: the window slides, and the cache is of no more use."""
+def _next_logits(model, idx: torch.Tensor, cache) -> torch.Tensor:
+    """Logits [B, V] of the token after idx [B, n]. While the text fits the context, only what the cache
+    lacks goes in; past block_size (or with no cache) the model re-reads the last block_size tokens."""
     block = model.config.block_size
-    if cache is not None and n <= block:
-        return model(out[:, cache[0].pos:n], cache, last_only=True)[:, -1]    # [B, T] at first, then [B, 1]
-    return model(out[:, max(0, n - block):n], last_only=True)[:, -1]         # [B, <= block]
-
-
-def _warn_overflow(T: int, max_new_tokens: int, block: int) -> None:
-    """Say once, at the call, that the window will slide (the warning points at the caller's line)."""
-    if T > block:
-        warnings.warn(f"the prompt has {T} tokens but the model's context holds {block}: the model sees "
-                      f"only the last {block} (the output still starts with the whole prompt)", stacklevel=3)
-    elif T + max_new_tokens > block:
-        warnings.warn(f"prompt ({T}) + max_new_tokens ({max_new_tokens}) exceed the context of {block} "
-                      f"tokens: after {block - T} new tokens the window slides and the model sees only the "
-                      f"last {block} tokens (each further step recomputes the whole window: slower)",
-                      stacklevel=3)
+    # `...`, not `:`: a prompt of the wrong shape is for GPT.forward to report
+    if cache is not None and idx.size(-1) <= block:
+        return model(idx[..., cache[0].pos:], cache, last_only=True)[:, -1]   # [B, V]: the prompt, then 1
+    return model(idx[..., -block:], last_only=True)[:, -1]                    # [B, V]: the window
 
 
 # %% notebooks/05_generation.ipynb 28
 @torch.inference_mode()
 def _steps(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator):
-    """The decoding loop. Yields (out, n, next_tokens) after each step: out[:, :n] is the sequence so far.
-
-    Runs under inference_mode (the decorator re-enters it at every resumption, so the caller's code
-    between two steps runs in its own mode) with the model in eval mode, restored at the end.
-    """
-    B, T = idx.shape
-    block = model.config.block_size
-    out = torch.empty(B, T + max_new_tokens, dtype=torch.long, device=idx.device)  # [B, T + new]
-    out[:, :T] = idx
-    n = T                                                       # tokens so far
-    cache = model.new_cache(B, min(T + max_new_tokens, block)) if use_cache and T <= block else None
-    finished = torch.zeros(B, dtype=torch.bool, device=idx.device) if eos_id is not None else None
+    """The decoding loop as a generator: after each step, yield (the text so far [B, n], new tokens [B]).
+    inference_mode is re-entered at every resumption (the caller's code between steps runs in its own
+    mode); the model runs in eval mode, and gets its own mode back at the end."""
+    T, block = idx.size(-1), model.config.block_size
+    cache = model.new_cache(len(idx), min(T + max_new_tokens, block)) if use_cache and T <= block else None
+    finished = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)          # [B]
     was_training = model.training
     model.eval()
     try:
         for _ in range(max_new_tokens):
-            logits = _next_logits(model, out, n, cache)                                  # [B, V]
-            nxt = sample_next(logits, temperature, top_k, top_p, generator)              # [B]
-            if finished is not None:
-                nxt = _stop_rows(nxt, finished, eos_id)
-            out[:, n] = nxt
-            n += 1
-            yield out, n, nxt
-            if finished is not None and bool(finished.all()):
+            logits = _next_logits(model, idx, cache)                                 # [B, V]
+            if temperature == 0.0:                                                   # greedy: no random number
+                nxt = logits.argmax(dim=-1)                                          # [B]
+            else:
+                probs = next_token_probs(logits, temperature, top_k, top_p)          # [B, V]
+                nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]         # [B]
+            if eos_id is not None:
+                nxt = _stop_rows(nxt, finished, eos_id)                              # [B]
+            idx = torch.cat([idx, nxt[:, None]], dim=1)                              # [B, n + 1]
+            yield idx, nxt
+            if finished.all():
                 return
     finally:
         model.train(was_training)
 
 
 # %% notebooks/05_generation.ipynb 30
-def _check_inputs(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, seed, generator):
-    """Validate everything before the first step; return (idx on the model's device, generator)."""
-    check_sampling(temperature, top_k, top_p)
-    config = getattr(model, "config", None)
-    if config is None or not hasattr(config, "block_size") or not hasattr(config, "vocab_size"):
-        raise TypeError(f"model must be a gpt2lib GPT (with .config.block_size and .config.vocab_size), "
-                        f"got {type(model).__name__}")
-    if not isinstance(idx, torch.Tensor):
-        raise TypeError(f"idx must be a LongTensor of token ids with shape [B, T], got {type(idx).__name__}; "
-                        f"for a list of ids use torch.tensor([ids]); a list of such lists (chapter 10)")
-    if idx.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"idx must hold integer token ids (torch.long), got {idx.dtype}")
-    if idx.dim() != 2:
-        raise ValueError(f"idx must have shape [B, T], got {tuple(idx.shape)}; "
-                         f"use idx[None] for a single sequence")
-    if idx.size(0) == 0 or idx.size(1) == 0:
-        raise ValueError(f"the prompt is empty (idx has shape {tuple(idx.shape)}); give at least one token, "
-                         f"e.g. <|endoftext|> (id 50256 in GPT-2) to start from nothing")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-    if eos_id is not None and (isinstance(eos_id, bool) or not isinstance(eos_id, int)
-                               or not 0 <= eos_id < config.vocab_size):
-        raise ValueError(f"eos_id must be a token id in [0, {config.vocab_size}) or None, got {eos_id!r}")
-    if seed is not None and generator is not None:
-        raise ValueError("give either seed or generator, not both")
+def _start(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+           top_p: float | None = None, eos_id: int | None = None, use_cache: bool = True,
+           seed: int | None = None, generator: torch.Generator | None = None):
+    """The one door of generate and stream: check each option, warn if the window will slide, and
+    return (idx on the model's device, the loop, not started). GPT.forward checks idx itself."""
+    check("max_new_tokens", max_new_tokens, 0)
+    check("temperature", temperature, 0.0, kind=float)
+    if top_k is not None:
+        check("top_k", top_k, 1)
+    if top_p is not None:
+        check("top_p", top_p, 0.0, 1.0, kind=float, low_open=True)
+    if eos_id is not None:
+        check("eos_id", eos_id, 0, model.config.vocab_size - 1)
     device = next(model.parameters()).device
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
-        generator = torch.Generator(device=device).manual_seed(seed)
-    lo, hi = torch.aminmax(idx)
-    if lo < 0 or hi >= config.vocab_size:
-        raise ValueError(f"token ids must be in [0, {config.vocab_size}) (vocab_size), got values from "
-                         f"{int(lo)} to {int(hi)}; was the prompt encoded with another tokenizer?")
-    return idx.to(device=device, dtype=torch.long), generator
+        if generator is not None:
+            raise ValueError("give seed or generator, not both")
+        generator = torch.Generator(device=device).manual_seed(check("seed", seed))
+    idx = torch.as_tensor(idx, device=device)                          # [B, T]
+    if idx.dim() != 2 or idx.is_floating_point():                      # a list of ids needs one more [...]
+        raise ValueError(f"idx must be token ids of shape [B, T], got {idx.dtype} {tuple(idx.shape)}")
+    T, block = idx.size(-1), model.config.block_size
+    if T > block:                                                      # stacklevel 3: the caller's line
+        warnings.warn(f"the prompt has {T} tokens but the model's context holds {block}: the model "
+                      f"sees only the last {block}", stacklevel=3)
+    elif T + max_new_tokens > block:
+        warnings.warn(f"prompt ({T}) + max_new_tokens ({max_new_tokens}) exceed the context of {block} "
+                      f"tokens: after {block - T} new tokens the window slides (slower: no cache)",
+                      stacklevel=3)
+    return idx, _steps(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator)
 
 
 # %% notebooks/05_generation.ipynb 32
@@ -190,44 +134,25 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
              top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
              use_cache: bool = True, seed: int | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
-    """Continue the prompts ``idx`` [B, T] by up to ``max_new_tokens`` tokens -> LongTensor [B, T + new].
+    """Continue the prompts idx [B, T] by up to max_new_tokens tokens -> LongTensor [B, T + new].
 
-    temperature: 0.0 = greedy (always the most likely token); otherwise logits / temperature, filtered by
-    ``top_k`` (keep the k most likely) and ``top_p`` (keep the nucleus holding probability p), sampled.
-    eos_id: stop once every row has produced it; rows that finished earlier are padded with eos_id.
-    use_cache: decode with a KV cache (same tokens, much faster). seed or generator: reproducible sampling.
-    A prompt + continuation longer than ``block_size`` slides the window (with a warning): the model
-    then sees the last ``block_size`` tokens. The model runs in eval mode; its mode is restored after.
-    A list of prompts (lists of ids) of different lengths -> a list of lists of ids (chapter 10).
-    """
+    temperature 0.0 is greedy; eos_id ends a row (finished rows are padded with it); seed or generator
+    make sampling reproducible. A list of prompts of different lengths -> a list of lists (chapter 10)."""
     if isinstance(idx, (list, tuple)) and idx and all(isinstance(p, (list, tuple)) for p in idx):
         from gpt2lib.fast import generate_batch          # left padding and a mask: chapter 10
         return generate_batch(model, idx, max_new_tokens, temperature=temperature, top_k=top_k,
                               top_p=top_p, eos_id=eos_id, use_cache=use_cache, seed=seed, generator=generator)
-    idx, generator = _check_inputs(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id,
-                                   seed, generator)
-    _warn_overflow(idx.size(1), max_new_tokens, model.config.block_size)
-    out, n = idx, idx.size(1)
-    for out, n, _ in _steps(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache,
-                            generator):
+    out, steps = _start(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, seed,
+                        generator)
+    for out, _ in steps:
         pass
-    return out[:, :n].clone()            # a normal tensor: the loop's is an inference tensor
+    return out.clone()                   # a normal tensor: the loop's is an inference tensor
 
 
-def stream(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-           top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
-           use_cache: bool = True, seed: int | None = None,
-           generator: torch.Generator | None = None) -> Iterator[int | torch.Tensor]:
-    """Like ``generate``, but yield each new token as soon as it is chosen.
-
-    For a single prompt (B = 1) each item is an ``int``; for a batch it is a LongTensor [B]. With
-    ``eos_id``, the eos token itself is yielded, then the stream ends. The arguments are checked at
-    the call, before the first token is asked for.
-    """
-    idx, generator = _check_inputs(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id,
-                                   seed, generator)
-    _warn_overflow(idx.size(1), max_new_tokens, model.config.block_size)
-    steps = _steps(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator)
-    if idx.size(0) == 1:
-        return (int(nxt) for _, _, nxt in steps)
-    return (nxt.clone() for _, _, nxt in steps)
+def stream(model, idx: torch.Tensor, max_new_tokens: int, **options) -> Iterator[int | torch.Tensor]:
+    """generate (same options), one new token at a time: an int for a single prompt, a LongTensor [B]
+    for a batch. With eos_id, the eos token itself comes last. Options are checked at the call."""
+    idx, steps = _start(model, idx, max_new_tokens, **options)
+    if len(idx) == 1:
+        return (int(nxt) for _, nxt in steps)
+    return (nxt.clone() for _, nxt in steps)

@@ -6,20 +6,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import hf_folder, random_gpt
 from gpt2lib.fast import KERNELS, Int8Linear, absmax_int8, generate_batch, left_pad, quantize
 from gpt2lib.generate import generate
-from gpt2lib.model import GPT, GPTConfig
 
 CONFIGS = [
     dict(n_layer=2, n_head=4, n_embd=64, block_size=64, vocab_size=300),
     dict(n_layer=1, n_head=2, n_embd=32, block_size=48, vocab_size=97, bias=False),
     dict(n_layer=3, n_head=3, n_embd=48, block_size=40, vocab_size=131),
 ]
-
-
-def model_of(cfg: dict, seed: int = 0) -> GPT:
-    torch.manual_seed(seed)
-    return GPT(GPTConfig(dropout=0.0, **cfg)).eval()
 
 
 def random_prompts(vocab: int, lengths, seed: int = 0) -> list[list[int]]:
@@ -43,7 +38,7 @@ def test_absmax_int8_is_within_half_a_step(rows, cols, zero_row, seed):
 
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_quantize_replaces_every_linear_and_stays_close(cfg):
-    model = model_of(cfg)
+    model = random_gpt(**cfg)
     q8 = quantize(copy.deepcopy(model))
     n_linear = 4 * cfg["n_layer"] + 1
     assert sum(isinstance(m, Int8Linear) for m in q8.modules()) == n_linear
@@ -69,7 +64,7 @@ def test_kernels_compute_the_reference_layer(kernel):
 
 
 def test_int8_weights_are_a_quarter_of_the_bytes():
-    model = model_of(CONFIGS[0])
+    model = random_gpt(**CONFIGS[0])
     fp = sum(m.weight.numel() * 4 for m in model.modules() if isinstance(m, torch.nn.Linear))
     q8 = quantize(copy.deepcopy(model))
     i8 = sum(m.weight_int8.numel() + 4 * m.scale.numel() for m in q8.modules() if isinstance(m, Int8Linear))
@@ -79,7 +74,7 @@ def test_int8_weights_are_a_quarter_of_the_bytes():
 @pytest.mark.parametrize("cfg", CONFIGS)
 @pytest.mark.parametrize("use_cache", [True, False])
 def test_batched_ragged_greedy_equals_one_by_one(cfg, use_cache):
-    model = model_of(cfg, seed=3)
+    model = random_gpt(3, **cfg)
     prompts = random_prompts(cfg["vocab_size"], (1, 7, 4, 12, 2), seed=cfg["n_embd"])
     together = generate(model, prompts, 9, temperature=0.0, use_cache=use_cache)
     alone = [generate(model, torch.tensor([p]), 9, temperature=0.0)[0].tolist() for p in prompts]
@@ -90,7 +85,7 @@ def test_batched_ragged_greedy_equals_one_by_one(cfg, use_cache):
 def test_batched_ragged_greedy_equals_transformers(cfg):
     from gpt2lib.pretrained import to_transformers
 
-    model = model_of(cfg, seed=5)
+    model = random_gpt(5, **cfg)
     hf = to_transformers(model)
     hf.generation_config.eos_token_id = None
     prompts = random_prompts(cfg["vocab_size"], (5, 2, 9), seed=7)
@@ -105,7 +100,7 @@ def test_batched_ragged_greedy_equals_transformers(cfg):
 
 
 def test_each_row_stops_at_its_own_eos():
-    model = model_of(CONFIGS[0])
+    model = random_gpt(**CONFIGS[0])
     prompts = random_prompts(300, (3, 6), seed=2)
     free = generate(model, prompts, 8, temperature=0.0)
     eos = free[0][len(prompts[0]) + 2]                         # row 0's third new token
@@ -118,7 +113,7 @@ def test_each_row_stops_at_its_own_eos():
 
 
 def test_sampling_a_batch_is_reproducible():
-    model = model_of(CONFIGS[0])
+    model = random_gpt(**CONFIGS[0])
     prompts = random_prompts(300, (2, 5, 3))
     a = generate(model, prompts, 6, temperature=0.9, top_k=20, seed=11)
     b = generate(model, prompts, 6, temperature=0.9, top_k=20, seed=11)
@@ -130,23 +125,23 @@ def test_left_pad():
     assert idx.tolist() == [[5, 5, 7], [1, 2, 3]] and pad.tolist() == [2, 0]
 
 
-@pytest.mark.parametrize("prompts, error, fact", [
-    ([[]], ValueError, "non-empty"),
-    ([[1, 2], "3"], ValueError, "lists of token ids"),
-    ([[1, 2.5]], TypeError, "int"),
-    ([[1] * 60], ValueError, "64"),
-])
-def test_bad_prompts(prompts, error, fact):
-    with pytest.raises(error, match=fact):
-        generate_batch(model_of(CONFIGS[0]), prompts, 10)
+@pytest.mark.parametrize("prompts, fact", [([[]], "at least one token"), ([[1], [1] * 60], "60.*64")])
+def test_bad_prompts(prompts, fact):
+    with pytest.raises(ValueError, match=fact):
+        generate_batch(random_gpt(**CONFIGS[0]), prompts, 10)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_generate_batch_gives_the_model_its_mode_back(train):
+    model = random_gpt(**CONFIGS[0]).train(train)
+    generate(model, [[1, 2], [3]], 4, temperature=0.0)
+    assert model.training is train
 
 
 def test_bad_quantize():
-    model = model_of(CONFIGS[0])
+    model = random_gpt(**CONFIGS[0])
     with pytest.raises(ValueError, match="int4"):
         quantize(model, kernel="int4")
-    with pytest.raises(TypeError, match="str"):
-        quantize("gpt2")
     quantize(model)
     with pytest.raises(ValueError, match="already"):
         quantize(model)
@@ -156,13 +151,8 @@ def test_bad_quantize():
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=64, vocab_size=50257, initializer_range=0.3)
-    path = tmp_path_factory.mktemp("tiny_gpt2_fast")
-    GPT2LMHeadModel(config).eval().save_pretrained(path)
-    return path
+    """GPT-2's vocabulary with a context of 64 (conftest's hf_dir has 128)."""
+    return hf_folder(tmp_path_factory.mktemp("tiny_gpt2_fast"), n_positions=64)
 
 
 def test_load_pretrained_int8(hf_dir):

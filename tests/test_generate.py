@@ -8,42 +8,13 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gpt2lib.generate import (generate, next_token_probs, sample_next, stream, top_k_filter,
-                              top_p_filter)
-from gpt2lib.model import GPT, GPTConfig
+from conftest import hf_twin, random_gpt
+from gpt2lib.generate import generate, next_token_probs, stream, top_k_filter, top_p_filter
 
 transformers = pytest.importorskip("transformers")
-from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper  # noqa: E402
 
 transformers.utils.logging.set_verbosity_error()
-CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-
-
-def random_model(cfg: GPTConfig, seed: int, std: float = 0.5) -> GPT:
-    """Large random weights, and position embeddings larger still: GPT-2's own initialization makes an
-    untrained model repeat one token forever, which would make token-for-token comparisons too easy."""
-    torch.manual_seed(seed)
-    model = GPT(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if ".ln_" in name:
-                p.normal_(1.0 if name.endswith("weight") else 0.0, 0.1)
-            else:
-                p.normal_(0.0, 0.3 if "wte" in name else 1.0 if "wpe" in name else std)
-    return model
-
-
-def to_hf(model: GPT) -> GPT2LMHeadModel:
-    c = model.config
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_layer=c.n_layer,
-                                    n_head=c.n_head, n_embd=c.n_embd, layer_norm_epsilon=c.layer_norm_eps,
-                                    bos_token_id=None, eos_token_id=None, pad_token_id=None)).eval()
-    ours = model.state_dict()
-    with torch.no_grad():
-        for key, p in hf.state_dict().items():
-            p.copy_(ours[key].t() if key.endswith(CONV1D) else ours[key])
-    return hf
 
 
 def prompts(batch, length, vocab, seed=0):
@@ -61,18 +32,18 @@ def greedy_reference(model, idx, n):
 
 
 CONFIGS = [
-    GPTConfig(block_size=80, vocab_size=300, n_layer=2, n_head=2, n_embd=32),
-    GPTConfig(block_size=128, vocab_size=1000, n_layer=3, n_head=4, n_embd=64),
-    GPTConfig(block_size=96, vocab_size=777, n_layer=1, n_head=3, n_embd=48, layer_norm_eps=1e-3),
+    dict(block_size=80, vocab_size=300, n_layer=2, n_head=2, n_embd=32),
+    dict(block_size=128, vocab_size=1000, n_layer=3, n_head=4, n_embd=64),
+    dict(block_size=96, vocab_size=777, n_layer=1, n_head=3, n_embd=48, layer_norm_eps=1e-3),
 ]
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"L{c.n_layer}H{c.n_head}C{c.n_embd}V{c.vocab_size}")
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"L{c['n_layer']}H{c['n_head']}C{c['n_embd']}V{c['vocab_size']}")
 @pytest.mark.parametrize("batch", [1, 3])
 def test_greedy_equals_transformers(cfg, batch):
-    model = random_model(cfg, seed=cfg.n_embd + batch)
-    hf = to_hf(model)
-    idx = prompts(batch, 7, cfg.vocab_size, seed=batch)
+    model = random_gpt(cfg["n_embd"] + batch, 0.5, **cfg)
+    hf = hf_twin(model)
+    idx = prompts(batch, 7, cfg["vocab_size"], seed=batch)
     n = 60
     with torch.no_grad():
         theirs = hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=n, do_sample=False)
@@ -85,18 +56,18 @@ def test_greedy_equals_transformers(cfg, batch):
 
 
 def test_cache_on_equals_off_and_reference():
-    cfg = GPTConfig(block_size=64, vocab_size=200, n_layer=2, n_head=4, n_embd=32)
-    model = random_model(cfg, seed=5)
-    idx = prompts(2, 5, cfg.vocab_size)
+    cfg = dict(block_size=64, vocab_size=200, n_layer=2, n_head=4, n_embd=32)
+    model = random_gpt(5, 0.5, **cfg)
+    idx = prompts(2, 5, cfg["vocab_size"])
     ref = greedy_reference(model, idx, 50)
     assert torch.equal(generate(model, idx, 50, temperature=0.0), ref)
     assert torch.equal(generate(model, idx, 50, temperature=0.0, use_cache=False), ref)
 
 
 def test_sampling_reproducible_with_seed_or_generator():
-    cfg = GPTConfig(block_size=64, vocab_size=200, n_layer=2, n_head=2, n_embd=32)
-    model = random_model(cfg, seed=1, std=0.1)
-    idx = prompts(2, 4, cfg.vocab_size)
+    cfg = dict(block_size=64, vocab_size=200, n_layer=2, n_head=2, n_embd=32)
+    model = random_gpt(1, 0.1, **cfg)
+    idx = prompts(2, 4, cfg["vocab_size"])
     kw = dict(temperature=0.9, top_k=40, top_p=0.95)
     a = generate(model, idx, 40, seed=123, **kw)
     b = generate(model, idx, 40, seed=123, **kw)
@@ -108,9 +79,9 @@ def test_sampling_reproducible_with_seed_or_generator():
 
 
 def test_sampled_tokens_respect_top_k_and_top_p():
-    cfg = GPTConfig(block_size=64, vocab_size=100, n_layer=1, n_head=2, n_embd=16)
-    model = random_model(cfg, seed=2, std=0.5)
-    idx = prompts(1, 3, cfg.vocab_size)
+    cfg = dict(block_size=64, vocab_size=100, n_layer=1, n_head=2, n_embd=16)
+    model = random_gpt(2, 0.5, **cfg)
+    idx = prompts(1, 3, cfg["vocab_size"])
     for top_k, top_p in [(3, None), (None, 0.3), (5, 0.5)]:
         out = generate(model, idx, 30, temperature=1.0, top_k=top_k, top_p=top_p, seed=0)
         with torch.no_grad():
@@ -180,20 +151,22 @@ def test_filters_property(values, k, p):
                            torch.isfinite(TopPLogitsWarper(top_p=p)(None, row[None].clone())))
 
 
-def test_sample_next_frequencies():
-    logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0])
-    draws = sample_next(logits.expand(40_000, -1), temperature=0.7, top_k=4,
-                        generator=torch.Generator().manual_seed(0))
+def test_sampling_frequencies():
+    """One step of generate draws from next_token_probs: the frequencies of 40,000 rows match it."""
+    model = random_gpt(3, 0.3, block_size=8, vocab_size=5, n_layer=1, n_head=1, n_embd=8)
+    idx = torch.zeros(40_000, 1, dtype=torch.long)
+    draws = generate(model, idx, 1, temperature=0.7, top_k=4, seed=0)[:, 1]
+    with torch.no_grad():
+        expected = next_token_probs(model(idx[:1])[0, -1], 0.7, 4)
     freq = torch.bincount(draws, minlength=5) / 40_000
-    expected = torch.cat([(logits[:4] / 0.7).softmax(-1), torch.zeros(1)])
-    assert (freq - expected).abs().max() < 0.01
-    assert torch.equal(sample_next(logits[None], temperature=0.0), torch.tensor([0]))
+    assert (freq - expected).abs().max() < 0.01 and (expected == 0).sum() == 1
+    assert torch.equal(generate(model, idx[:1], 1, temperature=0.0)[0, 1], expected.argmax())
 
 
 def test_eos_stops_each_row_and_pads():
-    cfg = GPTConfig(block_size=64, vocab_size=300, n_layer=2, n_head=2, n_embd=32)
-    model = random_model(cfg, seed=7)
-    idx = prompts(3, 4, cfg.vocab_size, seed=3)
+    cfg = dict(block_size=64, vocab_size=300, n_layer=2, n_head=2, n_embd=32)
+    model = random_gpt(7, 0.5, **cfg)
+    idx = prompts(3, 4, cfg["vocab_size"], seed=3)
     free = generate(model, idx, 30, temperature=0.0)
     eos = int(free[0, 4 + 5])                                   # row 0's sixth new token
     assert eos not in free[0, 4:4 + 5].tolist()
@@ -214,18 +187,18 @@ def test_eos_stops_each_row_and_pads():
 
 
 def test_all_rows_finish_early():
-    cfg = GPTConfig(block_size=64, vocab_size=300, n_layer=2, n_head=2, n_embd=32)
-    model = random_model(cfg, seed=8)
-    idx = prompts(1, 4, cfg.vocab_size).repeat(2, 1)             # two identical rows finish together
+    cfg = dict(block_size=64, vocab_size=300, n_layer=2, n_head=2, n_embd=32)
+    model = random_gpt(8, 0.5, **cfg)
+    idx = prompts(1, 4, cfg["vocab_size"]).repeat(2, 1)             # two identical rows finish together
     eos = int(generate(model, idx, 3, temperature=0.0)[0, -1])
     out = generate(model, idx, 40, temperature=0.0, eos_id=eos)
     assert out.size(1) <= 4 + 3 and (out[:, -1] == eos).all()
 
 
 def test_sliding_window_when_context_overflows():
-    cfg = GPTConfig(block_size=16, vocab_size=100, n_layer=2, n_head=2, n_embd=16)
-    model = random_model(cfg, seed=9)
-    idx = prompts(2, 10, cfg.vocab_size)
+    cfg = dict(block_size=16, vocab_size=100, n_layer=2, n_head=2, n_embd=16)
+    model = random_gpt(9, 0.5, **cfg)
+    idx = prompts(2, 10, cfg["vocab_size"])
     ref = greedy_reference(model, idx, 25)
     with pytest.warns(UserWarning, match="exceed the context of 16 tokens.*window slides"):
         cached = generate(model, idx, 25, temperature=0.0)
@@ -239,9 +212,9 @@ def test_sliding_window_when_context_overflows():
 
 
 def test_prompt_longer_than_context_is_cropped():
-    cfg = GPTConfig(block_size=16, vocab_size=100, n_layer=1, n_head=2, n_embd=16)
-    model = random_model(cfg, seed=10)
-    idx = prompts(1, 40, cfg.vocab_size)
+    cfg = dict(block_size=16, vocab_size=100, n_layer=1, n_head=2, n_embd=16)
+    model = random_gpt(10, 0.5, **cfg)
+    idx = prompts(1, 40, cfg["vocab_size"])
     with pytest.warns(UserWarning, match="prompt has 40 tokens but the model's context holds 16"):
         out = generate(model, idx, 5, temperature=0.0)
     assert torch.equal(out[:, :40], idx)
@@ -249,8 +222,8 @@ def test_prompt_longer_than_context_is_cropped():
 
 
 def test_no_warning_when_it_fits():
-    cfg = GPTConfig(block_size=16, vocab_size=100, n_layer=1, n_head=2, n_embd=16)
-    model = random_model(cfg, seed=11)
+    cfg = dict(block_size=16, vocab_size=100, n_layer=1, n_head=2, n_embd=16)
+    model = random_gpt(11, 0.5, **cfg)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = generate(model, prompts(1, 6, 100), 10, temperature=0.0)   # exactly block_size in all
@@ -258,8 +231,8 @@ def test_no_warning_when_it_fits():
 
 
 def test_stream_types_and_equality():
-    cfg = GPTConfig(block_size=64, vocab_size=200, n_layer=2, n_head=2, n_embd=32)
-    model = random_model(cfg, seed=12, std=0.1)
+    cfg = dict(block_size=64, vocab_size=200, n_layer=2, n_head=2, n_embd=32)
+    model = random_gpt(12, 0.1, **cfg)
     one = prompts(1, 5, 200)
     items = list(stream(model, one, 20, temperature=0.8, top_p=0.9, seed=3))
     assert all(type(t) is int for t in items)
@@ -271,8 +244,8 @@ def test_stream_types_and_equality():
 
 
 def test_training_flag_restored_and_output_usable_for_training():
-    cfg = GPTConfig(block_size=32, vocab_size=100, n_layer=1, n_head=2, n_embd=16, dropout=0.5)
-    model = random_model(cfg, seed=13)
+    cfg = dict(block_size=32, vocab_size=100, n_layer=1, n_head=2, n_embd=16, dropout=0.5)
+    model = random_gpt(13, 0.5, **cfg)
     model.train()
     idx = prompts(1, 4, 100)
     a = generate(model, idx, 10, temperature=0.0)               # eval mode inside: dropout off, deterministic
@@ -290,7 +263,7 @@ def test_training_flag_restored_and_output_usable_for_training():
 
 
 def test_zero_new_tokens_returns_prompt():
-    model = random_model(GPTConfig(block_size=16, vocab_size=50, n_layer=1, n_head=1, n_embd=8), seed=0)
+    model = random_gpt(0, 0.5, block_size=16, vocab_size=50, n_layer=1, n_head=1, n_embd=8)
     idx = prompts(2, 3, 50)
     assert torch.equal(generate(model, idx, 0), idx)
     assert list(stream(model, idx, 0)) == []
@@ -298,38 +271,37 @@ def test_zero_new_tokens_returns_prompt():
 
 @pytest.fixture(scope="module")
 def tiny():
-    return random_model(GPTConfig(block_size=16, vocab_size=50, n_layer=1, n_head=1, n_embd=8), seed=0)
+    return random_gpt(0, block_size=16, vocab_size=50, n_layer=1, n_head=1, n_embd=8)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(top_p=0.0), ValueError, r"top_p must be in \(0, 1\]"),
-    (dict(top_p=1.01), ValueError, r"top_p must be in \(0, 1\]"),
-    (dict(top_p=-0.5), ValueError, r"top_p must be in \(0, 1\]"),
-    (dict(top_k=0), ValueError, "top_k must be an integer >= 1"),
-    (dict(top_k=-3), ValueError, "top_k must be an integer >= 1"),
-    (dict(top_k=2.5), ValueError, "top_k must be an integer >= 1"),
-    (dict(temperature=-0.1), ValueError, "temperature must be a finite number >= 0"),
-    (dict(temperature=float("nan")), ValueError, "temperature must be a finite number >= 0"),
-    (dict(idx=torch.zeros(1, 0, dtype=torch.long)), ValueError, "the prompt is empty"),
-    (dict(idx=torch.zeros(0, 3, dtype=torch.long)), ValueError, "the prompt is empty"),
-    (dict(idx=torch.tensor([1, 2])), ValueError, r"shape \[B, T\].*idx\[None\]"),
-    (dict(idx=torch.ones(1, 2, 3, dtype=torch.long)), ValueError, r"shape \[B, T\]"),
-    (dict(idx=torch.tensor([[1.0, 2.0]])), ValueError, "integer token ids"),
-    (dict(idx=[1, 2]), TypeError, r"torch.tensor\(\[ids\]\)"),          # a list of lists is a batch (ch. 10)
-    (dict(idx=torch.tensor([[1, 50]])), ValueError, r"token ids must be in \[0, 50\)"),
-    (dict(idx=torch.tensor([[-2, 1]])), ValueError, r"token ids must be in \[0, 50\)"),
-    (dict(max_new_tokens=-1), ValueError, "max_new_tokens must be an integer >= 0"),
-    (dict(eos_id=50), ValueError, r"eos_id must be a token id in \[0, 50\)"),
-    (dict(seed=1, generator=torch.Generator()), ValueError, "either seed or generator"),
-    (dict(seed="1"), ValueError, "seed must be an integer"),
+@pytest.mark.parametrize("kwargs, error, fact", [
+    (dict(top_p=0.0), ValueError, "top_p.*0.0"),
+    (dict(top_p=1.01), ValueError, "top_p.*1.01"),
+    (dict(top_k=0), ValueError, "top_k.*0"),
+    (dict(top_k=2.5), TypeError, "top_k.*2.5"),
+    (dict(temperature=-0.1), ValueError, "temperature.*-0.1"),
+    (dict(temperature=float("nan")), ValueError, "temperature.*nan"),
+    (dict(max_new_tokens=-1), ValueError, "max_new_tokens.*-1"),
+    (dict(eos_id=50), ValueError, "eos_id.*49"),
+    (dict(seed=1, generator=torch.Generator()), ValueError, "seed or generator"),
+    (dict(seed="1"), TypeError, "seed"),
 ])
 @pytest.mark.parametrize("fn", [generate, stream])
-def test_bad_input(tiny, fn, kwargs, error, match):
+def test_bad_options_fail_at_the_call(tiny, fn, kwargs, error, fact):
     kwargs = {"idx": torch.tensor([[1, 2, 3]]), "max_new_tokens": 4, **kwargs}
-    with pytest.raises(error, match=match):
-        fn(tiny, kwargs.pop("idx"), kwargs.pop("max_new_tokens"), **kwargs)   # stream: at the call
+    with pytest.raises(error, match=fact):
+        fn(tiny, **kwargs)                                         # stream too: before any token
 
 
-def test_not_a_model():
-    with pytest.raises(TypeError, match="model must be a gpt2lib GPT"):
-        generate(torch.nn.Linear(2, 2), torch.tensor([[1]]), 3)
+@pytest.mark.parametrize("idx, fact", [
+    (torch.zeros(1, 0, dtype=torch.long), "0"),
+    (torch.tensor([[1, 50]]), "50"),
+    (torch.tensor([[-2, 1]]), "-2"),
+    (torch.tensor([1, 2]), r"\[B, T\]"),                          # 1-D: generate's own check
+    (torch.tensor([[1.0, 2.0]]), "float"),
+])
+def test_bad_prompts_fail_in_the_models_check(tiny, idx, fact):
+    with pytest.raises(ValueError, match=fact):
+        generate(tiny, idx, 4)
+    with pytest.raises(ValueError, match=fact):
+        next(stream(tiny, idx, 4))                                 # at the first step
