@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from gpt2lib import check
+from gpt2lib import check, default_device
 
 
 class CLIError(Exception):
@@ -68,7 +68,8 @@ EXAMPLES = {
     "train": """
   python -m gpt2lib train --data input.txt --out out --max-steps 200
   python -m gpt2lib train --out out --resume                          # continue the run, as it was
-  python -m gpt2lib train --init gpt2 --data my.txt --out mine        # continue GPT-2 (chapter 9)""",
+  python -m gpt2lib train --init gpt2 --data my.txt --out mine        # continue GPT-2 (chapter 9)
+  python -m gpt2lib train --init gpt2 --data pairs.jsonl --lora-rank 8 --out tuned   # then chat --ckpt tuned""",
 }
 
 
@@ -123,8 +124,15 @@ def _train_options(p):
     t.add_argument("--seed", type=int, default=0, metavar="S", help="data order and initialisation (default 0)")
     t.add_argument("--device", default="auto", help="cpu, cuda, mps, or auto (the default)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f = p.add_argument_group("fine-tuning (chapter 9; --data FILE.jsonl or .csv of instruction, response pairs "
+                             "tunes the model to follow instructions)")
+    f.add_argument("--lora-rank", type=positive, metavar="R", help="train rank-R LoRA adapters only")
+    f.add_argument("--lora-alpha", type=positive_float, metavar="A", help="the adapters' scale is A / R (default R)")
+    f.add_argument("--lora-targets", default="attn.c_attn,attn.c_proj", metavar="NAMES",
+                   help="the layers adapted, comma-separated (default %(default)s)")
 
 
+# %% notebooks/08_command_line.ipynb 14
 def build_parser() -> argparse.ArgumentParser:
     """`gpt2lib generate | chat | validate | train`, each with --help and examples; args.func runs it."""
     parser = _Parser(prog="python -m gpt2lib", description="GPT-2 from scratch: generate text, chat, check "
@@ -157,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# %% notebooks/08_command_line.ipynb 15
+# %% notebooks/08_command_line.ipynb 16
 def one_line(exc: BaseException) -> str:
     """An exception as one line: its message with the whitespace (and newlines) squeezed."""
     if isinstance(exc, OSError) and exc.filename and exc.strerror:    # "[Errno 2] ..." from open()
@@ -204,11 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if isinstance(e, UsageError) else 1
 
 
-# %% notebooks/08_command_line.ipynb 20
+# %% notebooks/08_command_line.ipynb 21
 def resolve_device(name: str) -> str:
     """'auto' -> gpt2lib.default_device(); otherwise the device, if this machine has it."""
     import torch
-    from gpt2lib import default_device
 
     if name == "auto":
         return default_device()
@@ -228,14 +235,15 @@ def existing_path(path: str, flag: str) -> Path:
     p = Path(path).expanduser()
     if p.exists():
         return p
-    from gpt2lib.pretrained import HUB_NAMES
+    from gpt2lib.pretrained import HUB_NAMES                      # only now: it imports torch
     hint = f"; for the hub model use --model {path}" if path in HUB_NAMES else ""
     raise CLIError(f"{flag} {path}: no such file or folder{hint}")
 
 
 def load_model(args: argparse.Namespace):
-    """(model, tokenizer) from --ckpt, --weights or --model (default gpt2), in eval mode on --device."""
-    ckpt, weights = getattr(args, "ckpt", None), args.weights
+    """(model, tokenizer) from --ckpt, --weights or --model (default gpt2), in eval mode on --device; a
+    checkpoint's prompt template (chapter 9) goes to args.template."""
+    ckpt, weights, args.template = getattr(args, "ckpt", None), args.weights, None
     path = existing_path(ckpt, "--ckpt") if ckpt else existing_path(weights, "--weights") if weights else None
     is_run = path is not None and ((path / "latest").is_file() or (path / "checkpoint.json").is_file())
     if ckpt and not is_run and (path / "config.json").is_file():
@@ -251,7 +259,7 @@ def load_model(args: argparse.Namespace):
     if ckpt:
         from gpt2lib.checkpoint import load_checkpoint
         ck = load_checkpoint(path, device=device)
-        model, tokenizer = ck.model.to(dtype=dtype), ck.tokenizer
+        model, tokenizer, args.template = ck.model.to(dtype=dtype), ck.tokenizer, ck.meta.get("template")
         if tokenizer is None:
             raise CLIError(f"the run {ckpt} holds no tokenizer to turn its ids into text; train with a tokenizer")
     else:
@@ -265,7 +273,7 @@ def load_model(args: argparse.Namespace):
     return model.eval(), tokenizer
 
 
-# %% notebooks/08_command_line.ipynb 24
+# %% notebooks/08_command_line.ipynb 25
 class TextStream:
     """Token ids in, text out, piece by piece, never half a character: an incremental UTF-8 decoder keeps
     the bytes of an unfinished character until the rest arrives. The pieces add up to ``decode(ids)``."""
@@ -281,7 +289,7 @@ class TextStream:
         return self.decoder.decode(b"", final=True)      # a stray byte left over becomes U+FFFD
 
 
-# %% notebooks/08_command_line.ipynb 27
+# %% notebooks/08_command_line.ipynb 28
 def write(text: str, file=None) -> None:
     """Print ``text`` at once (no newline added), even on a terminal that cannot show every character."""
     file = file or sys.stdout
@@ -300,6 +308,12 @@ def sampling_options(args: argparse.Namespace) -> dict:
     t = 0.0 if args.greedy else 1.0 if args.temperature is None else args.temperature
     return dict(temperature=t) if t == 0.0 else dict(temperature=t, top_k=args.top_k or 50, top_p=args.top_p,
                                                     seed=args.seed)
+
+
+def templated(args: argparse.Namespace, text: str) -> str:
+    """The prompt as the model was fine-tuned to read it: in its checkpoint's template (chapter 9), if any."""
+    template = getattr(args, "template", None)
+    return template.format(instruction=text) if template else text
 
 
 def stop_id(args: argparse.Namespace, tokenizer, config) -> int | None:
@@ -325,7 +339,7 @@ def encode_prompt(tokenizer, prompt: str, config) -> list[int]:
     return ids
 
 
-# %% notebooks/08_command_line.ipynb 29
+# %% notebooks/08_command_line.ipynb 30
 def complete(model, tokenizer, ids: list[int], args: argparse.Namespace, out=None) -> list[int]:
     """Stream the continuation of ``ids`` to ``out`` (stdout) token by token; return the new ids."""
     import torch
@@ -360,6 +374,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return generate_many(args)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     model, tokenizer = load_model(args)
+    prompt = templated(args, prompt)
     ids = encode_prompt(tokenizer, prompt, model.config)
     write(prompt)
     try:
@@ -371,7 +386,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-# %% notebooks/08_command_line.ipynb 31
+# %% notebooks/08_command_line.ipynb 32
 def generate_many(args: argparse.Namespace) -> int:
     """`generate --prompts-file`: continue every non-empty line of the file in one batch, then print each
     prompt with its continuation, a blank line after each."""
@@ -385,6 +400,7 @@ def generate_many(args: argparse.Namespace) -> int:
     if not prompts:
         raise CLIError(f"--prompts-file {args.prompts_file}: no prompts in it (one per line)")
     model, tokenizer = load_model(args)
+    prompts = [templated(args, p) for p in prompts]
     ids = [encode_prompt(tokenizer, p, model.config) for p in prompts]
     eot = stop_id(args, tokenizer, model.config)
     rows = generate(model, ids, args.max_new_tokens, eos_id=eot, **sampling_options(args))  # checks the length
@@ -396,7 +412,7 @@ def generate_many(args: argparse.Namespace) -> int:
     return 0
 
 
-# %% notebooks/08_command_line.ipynb 40
+# %% notebooks/08_command_line.ipynb 41
 EXIT_WORDS = ("exit", "quit")
 
 
@@ -435,7 +451,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not line.strip():
             continue
         try:
-            ids = encode_prompt(tokenizer, line, model.config)
+            ids = encode_prompt(tokenizer, templated(args, line), model.config)   # chapter 9's template
             new = complete(model, tokenizer, ids, args)
             write("\n")
             if args.show_ids:
@@ -446,7 +462,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print(f"error: {one_line(e)}", file=sys.stderr)
 
 
-# %% notebooks/08_command_line.ipynb 44
+# %% notebooks/08_command_line.ipynb 45
 def cmd_validate(args: argparse.Namespace) -> int:
     """`validate`: chapter 7's parity report; exit 0 only if gpt2lib and transformers agree."""
     from gpt2lib.pretrained import parity_report
@@ -461,11 +477,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-# %% notebooks/08_command_line.ipynb 47
+# %% notebooks/08_command_line.ipynb 48
 # What a run was started with: saved in its checkpoints, restored by --resume (not --device: that is the machine's).
 RUN_OPTIONS = ("data", "init", "val_fraction", "n_layer", "n_head", "n_embd", "block_size", "vocab_size", "max_steps",
                "batch_size", "grad_accum", "lr", "warmup_steps", "eval_interval", "ckpt_interval", "seed",
-               "no_progress")
+               "no_progress", "lora_rank", "lora_alpha", "lora_targets")
 SHAPE = ("n_layer", "n_head", "n_embd", "vocab_size")   # what --init's weights decide
 
 
@@ -504,7 +520,7 @@ def save_options(out: Path, options: dict) -> None:
     os.replace(tmp, out / "cli.json")
 
 
-# %% notebooks/08_command_line.ipynb 48
+# %% notebooks/08_command_line.ipynb 49
 def init_model(args: argparse.Namespace):
     """--init: the model to continue training and its tokenizer (a run folder's own, else GPT-2's)."""
     from gpt2lib.checkpoint import find_checkpoint, load_checkpoint
@@ -526,17 +542,35 @@ def init_model(args: argparse.Namespace):
     return model, tokenizer
 
 
-# %% notebooks/08_command_line.ipynb 49
-def new_model(args: argparse.Namespace, train_text: str):
+# %% notebooks/08_command_line.ipynb 50
+def read_data(args: argparse.Namespace):
+    """--data as (train, val, pairs): two texts, or for a .jsonl / .csv file (pairs=True) two lists of
+    instruction examples, the last --val-fraction of them held out (chapter 9)."""
+    from gpt2lib.data import load_corpus, split_text
+
+    if args.data is not None:
+        existing_path(args.data, "--data")
+    if args.data is None or Path(args.data).suffix.lower() not in (".jsonl", ".csv"):
+        return (*split_text(load_corpus(args.data), args.val_fraction), False)
+    from gpt2lib.finetune import read_examples
+
+    examples = read_examples(args.data, ("instruction", "response"))    # a bad line: ValueError naming it
+    n_val = max(1, round(args.val_fraction * len(examples)))
+    if len(examples) <= n_val:
+        raise CLIError(f"--data {args.data}: {len(examples)} example(s) leave none to train on after holding "
+                       f"out {n_val} to validate; give more examples")
+    return examples[:-n_val], examples[-n_val:], True
+
+
+def new_model(args: argparse.Namespace, text: str):
     """A new model of the flags' shape (seeded), and its tokenizer: GPT-2's, or a BPE trained on the text."""
     import torch
     from gpt2lib.model import GPT, GPTConfig
     from gpt2lib.tokenizer import BPETokenizer, gpt2_tokenizer
 
     if args.vocab_size:
-        print(f"training a BPE tokenizer of {args.vocab_size} tokens on {len(train_text):,} characters",
-              file=sys.stderr)
-        tokenizer = BPETokenizer.train(train_text, args.vocab_size, special_tokens=["<|endoftext|>"])
+        print(f"training a BPE tokenizer of {args.vocab_size} tokens on {len(text):,} characters", file=sys.stderr)
+        tokenizer = BPETokenizer.train(text, args.vocab_size, special_tokens=["<|endoftext|>"])
     else:
         tokenizer = gpt2_tokenizer()
     shape = dict(n_layer=args.n_layer or 4, n_head=args.n_head or 4, n_embd=args.n_embd or 128,
@@ -545,40 +579,57 @@ def new_model(args: argparse.Namespace, train_text: str):
     return GPT(GPTConfig(**shape, vocab_size=tokenizer.n_vocab)), tokenizer
 
 
+def encode_data(args, model, tokenizer, train_part, val_part, pairs: bool):
+    """(train data, val data, val bytes): token ids of the texts, or padded instruction datasets."""
+    if not pairs:
+        return (*(tokenizer.encode(t, allowed_special="all") for t in (train_part, val_part)),
+                len(val_part.encode("utf-8")))
+    from gpt2lib.finetune import InstructionDataset
+
+    block = args.block_size or model.config.block_size
+    return InstructionDataset(train_part, tokenizer, block), InstructionDataset(val_part, tokenizer, block), None
+
+
+# %% notebooks/08_command_line.ipynb 51
 def cmd_train(args: argparse.Namespace) -> int:
     """`train`: chapter 6's loop on a text file; checkpoints in --out; --resume continues the last one."""
     ck = restore_run(args) if args.resume else None
-    if args.data is not None:
-        existing_path(args.data, "--data")
-    from gpt2lib.data import load_corpus, split_text
     from gpt2lib.train import TrainConfig, train
 
     device = resolve_device(args.device)
-    train_text, val_text = split_text(load_corpus(args.data), args.val_fraction)
+    train_part, val_part, pairs = read_data(args)
     model, tokenizer = (ck.model, ck.tokenizer) if ck else init_model(args) if args.init else (None, None)
     options = {k: getattr(args, k) for k in RUN_OPTIONS}
     if ck is None:                                              # the inputs are good: the run starts here
+        model, tokenizer = (model, tokenizer) if model else new_model(args, train_part if not pairs else
+                                                                  "\n".join(e["instruction"] + "\n" + e["response"] for e in train_part))
+        if args.lora_rank:                                      # chapter 9: only the adapters will learn
+            from gpt2lib.finetune import add_lora
+            add_lora(model, args.lora_rank, args.lora_alpha, targets=tuple(args.lora_targets.split(",")))
         save_options(Path(args.out), options)
-        model, tokenizer = (model, tokenizer) if model else new_model(args, train_text)
-    train_ids, val_ids = (tokenizer.encode(t, allowed_special="all") for t in (train_text, val_text))
+    train_data, val_data, val_bytes = encode_data(args, model, tokenizer, train_part, val_part, pairs)
     warmup = min(100, args.max_steps // 10) if args.warmup_steps is None else args.warmup_steps
     cfg = TrainConfig(block_size=args.block_size, batch_size=args.batch_size, grad_accum=args.grad_accum,
                       max_steps=args.max_steps, lr=args.lr, warmup_steps=warmup, eval_interval=args.eval_interval,
                       ckpt_interval=args.ckpt_interval, out_dir=str(args.out), seed=args.seed, device=device,
                       progress=not args.no_progress)
-    c = model.config
-    print(f"model: {model.num_params():,} parameters (n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
-          f"block_size={c.block_size}, vocab_size={c.vocab_size}); data: {len(train_ids):,} training and "
-          f"{len(val_ids):,} validation tokens", file=sys.stderr)
+    c, trainable = model.config, sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"model: {model.num_params():,} parameters ({trainable:,} trained; n_layer={c.n_layer}, n_head={c.n_head}, "
+          f"n_embd={c.n_embd}, block_size={c.block_size}, vocab_size={c.vocab_size}); data: {len(train_data):,} "
+          f"training and {len(val_data):,} validation {'examples' if pairs else 'tokens'}", file=sys.stderr)
+    meta = {"cli": options, "lora": getattr(model, "lora_config", None)}
+    if pairs:
+        from gpt2lib.finetune import TEMPLATE
+        meta["template"] = TEMPLATE                             # what chat and generate --ckpt will use
     try:
-        h = train(model, train_ids, val_ids, cfg, tokenizer=tokenizer, val_bytes=len(val_text.encode("utf-8")),
-                  resume=ck is not None, meta={"cli": options})
+        h = train(model, train_data, val_data, cfg, tokenizer=tokenizer, val_bytes=val_bytes,
+                  resume=ck is not None, meta=meta)
     except KeyboardInterrupt:                         # train() has saved a checkpoint: say how to go on
         print(f"interrupted: the last checkpoint is in {args.out}; continue with --out {args.out} --resume",
               file=sys.stderr)
         return 130
     line = f"step {h['step'][-1] if h['step'] else 0}" + (f": train loss {h['loss'][-1]:.3f}" if h["loss"] else "")
     if h["val_loss"]:
-        line += f", val loss {h['val_loss'][-1]:.3f}, {h['val_bpb'][-1]:.3f} bits per byte"
+        line += f", val loss {h['val_loss'][-1]:.3f}" + (f", {h['val_bpb'][-1]:.3f} bits per byte" if val_bytes else "")
     write(f"{line}\ncheckpoint in {args.out}: continue with --resume, generate with --ckpt {args.out}\n")
     return 0

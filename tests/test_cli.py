@@ -642,3 +642,79 @@ def test_a_small_vocabulary_with_gpt2s_tokenizer(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[-1] == f"generated ids (6): {ref.tolist()}"
     assert cli.main(["generate", "--weights", str(tmp_path), "--prompt", "Hello"]) == 1
     assert "only 1000 tokens" in one_error_line(capsys.readouterr().err)
+
+
+# ---- fine-tuning from the command line (chapter 9) -----------------------------------------------
+
+PAIRS = [{"instruction": f"What does {name}() return?", "response": f"{name}() returns {what}."}
+         for name, what in [("len", "the number of items"), ("abs", "the absolute value"), ("str", "a string"),
+                            ("sorted", "a new sorted list"), ("repr", "a printable form"), ("id", "an integer")]]
+TUNE = ["--max-steps", "3", "--block-size", "32", "--batch-size", "2", "--eval-interval", "3", "--no-progress"]
+
+
+@pytest.fixture
+def pairs_file(tmp_path):
+    import json
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in PAIRS), encoding="utf-8")
+    return path
+
+
+def test_train_lora_changes_only_the_adapters(hf_dir, text_file, tmp_path, capsys):
+    from gpt2lib.checkpoint import load_checkpoint
+    from gpt2lib.pretrained import load_pretrained
+
+    out = tmp_path / "lora"
+    assert cli.main(["train", "--init", str(hf_dir), "--data", str(text_file), "--out", str(out), *TUNE,
+                     "--lora-rank", "2", "--lora-targets", "attn.c_attn,mlp.c_fc"]) == 0
+    assert "trained" in capsys.readouterr().err
+    ck = load_checkpoint(out)
+    assert ck.meta["lora"]["rank"] == 2 and set(ck.meta["lora"]["targets"]) == {"attn.c_attn", "mlp.c_fc"}
+    base = load_pretrained(hf_dir).state_dict()
+    tuned = ck.model.state_dict()
+    adapters = [k for k in tuned if "lora_" in k]
+    assert adapters and all(torch.equal(base[k], tuned[k]) for k in base if k in tuned)   # the weights: frozen
+    assert any(tuned[k].abs().sum() > 0 for k in adapters if "lora_B" in k)              # B starts at 0, moved
+    assert cli.main(["train", "--out", str(out), "--resume", "--max-steps", "4"]) == 0    # resumes with adapters
+    assert load_checkpoint(out).step == 4
+
+
+def test_instruction_tuning_then_chat_and_generate_use_the_template(hf_dir, pairs_file, tmp_path, capsys,
+                                                                     monkeypatch):
+    from gpt2lib.checkpoint import load_checkpoint
+    from gpt2lib.finetune import TEMPLATE
+
+    out = tmp_path / "tuned"
+    assert cli.main(["train", "--init", str(hf_dir), "--data", str(pairs_file), "--out", str(out), *TUNE,
+                     "--val-fraction", "0.34"]) == 0
+    assert "4 training and 2 validation examples" in capsys.readouterr().err
+    assert load_checkpoint(out).meta["template"] == TEMPLATE
+    question = "What does max() return?"
+    assert cli.main(["generate", "--ckpt", str(out), "--greedy", "--max-new-tokens", "4", "--show-ids",
+                     "--prompt", question]) == 0
+    text = capsys.readouterr().out
+    expected = gpt2_tokenizer().encode(TEMPLATE.format(instruction=question))
+    assert text.startswith(TEMPLATE.format(instruction=question)) and f"prompt ids ({len(expected)}): {expected}" in text
+    monkeypatch.setattr(sys, "stdin", io.StringIO(question + "\nquit\n"))
+    assert cli.main(["chat", "--ckpt", str(out), "--greedy", "--max-new-tokens", "4", "--show-ids"]) == 0
+    assert f"prompt ids ({len(expected)}): {expected}" in capsys.readouterr().out
+
+
+def test_bad_fine_tuning_input_is_one_line_and_loses_nothing(hf_dir, pairs_file, tmp_path, capsys):
+    argv = ["train", "--init", str(hf_dir), "--out", str(tmp_path / "o"), *TUNE]
+    assert cli.main(argv + ["--data", str(pairs_file), "--lora-rank", "0"]) == 2
+    assert "--lora-rank" in one_error_line(capsys.readouterr().err)
+    assert cli.main(argv + ["--data", str(pairs_file), "--lora-rank", "2", "--lora-targets", "attn.nope"]) == 1
+    assert "attn.nope" in one_error_line(capsys.readouterr().err)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(pairs_file.read_text(encoding="utf-8") + '{"instruction": "no answer"}\n', encoding="utf-8")
+    assert cli.main(argv + ["--data", str(broken)]) == 1
+    err = one_error_line(capsys.readouterr().err)
+    assert "broken.jsonl" in err and str(len(PAIRS) + 1) in err and "response" in err
+    long = tmp_path / "long.jsonl"
+    long.write_text(pairs_file.read_text(encoding="utf-8") + '{"instruction": "x", "response": "%s"}\n'
+                    % ("word " * 100), encoding="utf-8")
+    assert cli.main(argv + ["--data", str(long)]) == 1
+    assert "32" in one_error_line(capsys.readouterr().err)
+    assert broken.read_text(encoding="utf-8").count("\n") == len(PAIRS) + 1            # the data is untouched
