@@ -539,12 +539,3 @@ def test_flops_per_token_counts_every_matrix_product_and_the_tied_head():
     total = matmuls.get_total_flops() + c.n_layer * attention.get_total_flops()
     assert flops_per_token(model, T) * T == total
     assert matmuls.get_flop_counts()["GPT.lm_head"]       # the head is a real matrix product
-
-
-def test_lora_checkpoint_gets_its_adapters_before_the_weights(tmp_path):
-    finetune = pytest.importorskip("gpt2lib.finetune")
-    model = finetune.add_lora(tiny(), rank=2)
-    save_checkpoint(tmp_path, model, meta={"lora": finetune.lora_config(model)})
-    ck = load_checkpoint(tmp_path)
-    x = data(16)[None]
-    torch.testing.assert_close(ck.model.eval()(x), model.eval()(x), rtol=0, atol=0)
