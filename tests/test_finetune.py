@@ -159,3 +159,15 @@ def test_the_classifier_reads_the_last_real_token_and_padding_changes_nothing():
         padded = model(xb)[0, len(x) - 1]
     assert torch.allclose(alone, padded, atol=1e-5)
     assert model(x[None]).shape[-1] == 3 and 0.0 <= accuracy(model, ds) <= 1.0
+
+
+def test_load_pretrained_on_a_lora_run_gives_the_merged_model(tmp_path):
+    from gpt2lib.pretrained import load_pretrained
+
+    model = moved(add_lora(random_gpt(6), 4, targets=TARGETS)).eval()
+    save_checkpoint(tmp_path / "run", model, meta={"lora": model.lora_config})
+    plain = load_pretrained(tmp_path / "run")
+    x = torch.randint(0, 97, (2, 11))
+    assert not any(isinstance(m, LoRALinear) for m in plain.modules())
+    with torch.no_grad():
+        assert torch.allclose(plain(x), model(x), atol=1e-5, rtol=0)
