@@ -58,12 +58,13 @@ def add_lora(model: nn.Module, rank: int, alpha: float | None = None, dropout: f
     check("dropout", dropout, 0, 1, kind=float)
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    hit = lambda name, names: any(name == t or name.endswith("." + t) for t in names)   # "h.0.attn.c_attn"
     for t in targets:                                  # all checked before anything changes
-        if not any(n == t or n.endswith("." + t) for n in linears):
+        if not any(hit(n, (t,)) for n in linears):
             names = sorted({re.sub(r"^transformer\.h\.\d+\.", "", n) for n in linears})
             raise ValueError(f"LoRA target {t!r} names no nn.Linear of this model; its Linear layers are {names}")
     model.requires_grad_(False)
-    for name in (n for n in linears if any(n == t or n.endswith("." + t) for t in targets)):
+    for name in (n for n in linears if hit(n, targets)):
         _replace(model, name, LoRALinear(model.get_submodule(name), rank, alpha, dropout))
     model.lora_config = dict(rank=rank, alpha=alpha, dropout=dropout, targets=list(targets))
     return model
