@@ -1,22 +1,16 @@
-"""gpt2lib: GPT-2 built from scratch in PyTorch, the companion library of the book *GPT-2 from Scratch*.
+"""gpt2lib: GPT-2 built from scratch in PyTorch, the library of the book *GPT-2 from Scratch*.
 
-Every module except this one is generated from a chapter notebook (see the header of each file):
-``tokenizer`` (ch. 1), ``data`` (2), ``attention`` (3), ``model`` (4), ``generate`` (5), ``train`` (6),
-``checkpoint`` (6), ``pretrained`` (7), ``cli`` (8), ``finetune`` (9), ``fast`` (10), ``purepy`` (appendix A).
-Edit the notebooks, then run ``make export``.
+Every other module is generated from a chapter notebook (its header says which): edit the notebooks,
+then run ``make export``.
 """
 __version__ = "0.1.0"
 
 
 def check(name: str, value, low=None, high=None, *, kind=int, low_open: bool = False):
-    """The one input check of gpt2lib, used where inputs enter (configs, generate, load_*, the CLI).
-
-    Return ``value`` if it is a ``kind`` (``int``, or ``float`` for any real number; never a bool) in
-    [low, high] (low excluded if ``low_open``). Otherwise raise TypeError (wrong type) or ValueError
-    (out of range), naming the input, the value and the limit.
-    """
-    types = (int, float) if kind is float else kind
-    if isinstance(value, bool) or not isinstance(value, types):
+    """The one input check, used where inputs enter (configs, generate, load_*, the CLI): ``value`` if it
+    is a ``kind`` (int, or float for any real number; never a bool) in [low, high] (low excluded if
+    ``low_open``), else TypeError or ValueError naming the input, the value and the limit."""
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
         raise TypeError(f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}")
     if value != value:                                    # NaN: every comparison below would let it through
         raise ValueError(f"{name} must be a number, got {value!r}")
@@ -31,11 +25,8 @@ def default_device() -> str:
     """The device every chapter uses: CUDA if present, then Apple's MPS, then the CPU."""
     import torch
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    mps = getattr(torch.backends, "mps", None)
+    return "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
 
 
 def show_versions() -> None:
@@ -53,11 +44,8 @@ def show_versions() -> None:
 
 
 def glue(name: str, value) -> None:
-    """Hand a computed value to the prose, where the book writes {glue:text}`name` (myst-nb's glue).
-
-    Numbers in the text then come from the code and cannot go stale. Outside the book's build (on
-    Colab, say) myst-nb may be missing: nothing is glued, and the cell's own output shows the value.
-    """
+    """Hand a computed value to the prose ({glue:text}`name`, myst-nb's glue); without myst-nb (on Colab,
+    say) nothing is glued and the cell's own output shows the value."""
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
@@ -66,13 +54,9 @@ def glue(name: str, value) -> None:
 
 
 def add_to_class(cls):
-    """Decorator that attaches a function to `cls` as a method, so a chapter can build a class cell by
-    cell, explaining each method before the next (d2l's pattern). The book's exporter writes such
-    methods into the class body of the generated module, so the library reads as one class."""
-
+    """Decorator: attach a function to `cls` as a method, so a chapter builds a class cell by cell (d2l's
+    pattern); the exporter writes the methods into the class body of the generated module."""
     def register(method):
-        name = getattr(method, "__name__", None) or method.fget.__name__   # a property has no __name__ < 3.13
-        setattr(cls, name, method)
+        setattr(cls, getattr(method, "__name__", None) or method.fget.__name__, method)   # a property: fget's
         return method
-
     return register

@@ -23,22 +23,20 @@ class UsageError(CLIError):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, except that a usage error raises UsageError (one line) instead of printing the usage."""
-
-    def error(self, message):
+    def error(self, message):               # one line, instead of argparse's usage and sys.exit(2)
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 # %% notebooks/08_command_line.ipynb 9
 def arg(kind=int, low=None, high=None, low_open: bool = False):
-    """An argparse type: parse a `kind`, then check it with gpt2lib.check, the library's own rule."""
+    """An argparse type: parse a finite `kind`, then check it with gpt2lib.check, the library's own rule."""
     def parse(text: str):
         try:
             value = kind(text)
-            if not math.isfinite(value):
-                raise ValueError
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a finite {kind.__name__}, got {text!r}") from None
+            value = math.nan
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite {kind.__name__}, got {text!r}")
         try:
             return check("", value, low, high, kind=kind, low_open=low_open)
         except ValueError as e:                       # "argument --top-p: must be <= 1.0, got 1.5"
@@ -56,20 +54,16 @@ probability = arg(float, 0.0, 1.0, low_open=True)       # --top-p, --val-fractio
 EXAMPLES = {
     "generate": """
   python -m gpt2lib generate --prompt "Once upon a time"                 # GPT-2 124M from the hub
-  python -m gpt2lib generate --weights ./gpt2-local --greedy --prompt "Hello"
   python -m gpt2lib generate --ckpt out --temperature 0.8 --top-k 50 --seed 1 --prompt "def "
   python -m gpt2lib generate --int8 --greedy --prompts-file prompts.txt   # one batch (chapter 10)""",
     "chat": """
-  python -m gpt2lib chat                                # type a prompt; exit, quit or Ctrl-D to leave
-  echo "Hello" | python -m gpt2lib chat --ckpt out --greedy""",
+  echo "Hello" | python -m gpt2lib chat --weights ./gpt2-local --greedy""",
     "validate": """
-  python -m gpt2lib validate                            # gpt2 from the hub against transformers
   python -m gpt2lib validate --weights ./gpt2-local --prompt "Hello, world\"""",
     "train": """
   python -m gpt2lib train --data input.txt --out out --max-steps 200
   python -m gpt2lib train --out out --resume                          # continue the run, as it was
-  python -m gpt2lib train --init gpt2 --data my.txt --out mine        # continue GPT-2 (chapter 9)
-  python -m gpt2lib train --init gpt2 --data pairs.jsonl --lora-rank 8 --out tuned   # then chat --ckpt tuned""",
+  python -m gpt2lib train --init gpt2 --data pairs.jsonl --lora-rank 8 --out tuned   # chapter 9""",
 }
 
 
@@ -79,8 +73,7 @@ def _model_options(p, checkpoint: bool = True, device: bool = True):
     which.add_argument("--weights", metavar="PATH", help="a Hugging Face folder or a .safetensors / .pt file")
     if checkpoint:
         which.add_argument("--ckpt", metavar="PATH", help="a run folder written by `train`, with its tokenizer")
-    p.add_argument("--n-head", type=positive, metavar="N", help="heads, for a file without config.json "
-                   "(default n_embd // 64)")
+    p.add_argument("--n-head", type=positive, metavar="N", help="heads, for a file without config.json")
     if device:
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto: cuda, then mps, then cpu")
         p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default float32")
@@ -167,13 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 # %% notebooks/08_command_line.ipynb 16
 def one_line(exc: BaseException) -> str:
-    """An exception as one line: its message with the whitespace (and newlines) squeezed."""
-    if isinstance(exc, OSError) and exc.filename and exc.strerror:    # "[Errno 2] ..." from open()
+    """An exception's message on one line: an OSError as 'reason: path', a KeyError without its quotes."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:    # not "[Errno 2] ..."
         msg = f"{exc.strerror}: {exc.filename}"
-    elif isinstance(exc, KeyError) and exc.args:                      # str(KeyError) adds quotes
-        msg = str(exc.args[0])
     else:
-        msg = str(exc) or type(exc).__name__
+        msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc) or type(exc).__name__
     return " ".join(msg.split())
 
 
@@ -200,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:                           # `... | head` closed the pipe: stop quietly, with
-        with contextlib.suppress(OSError, ValueError):    # stdout at /dev/null (when it is a real file),
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so Python's last flush cannot fail
+    except BrokenPipeError:           # `... | head` closed the pipe: stop quietly, stdout at /dev/null
+        with contextlib.suppress(OSError, ValueError):    # so that Python's last flush cannot fail
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as e:
         if debug:
@@ -220,14 +211,10 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return default_device()
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise CLIError(f"unknown device {name!r}; use cpu, cuda, cuda:N, mps or auto") from None
-    try:
-        torch.empty(0, device=device)                # the one test that every kind of device answers
-    except (RuntimeError, AssertionError, NotImplementedError):    # not built in, or not present here
-        raise CLIError(f"--device {name}: not available on this machine; use --device cpu or auto") from None
-    return str(device)
+        torch.empty(0, device=name)                  # the one test that every kind of device answers
+    except (RuntimeError, AssertionError, NotImplementedError):    # unknown, not built in, or not here
+        raise CLIError(f"--device {name}: no such device on this machine; use --device cpu or auto") from None
+    return str(torch.device(name))
 
 
 def existing_path(path: str, flag: str) -> Path:
@@ -252,7 +239,7 @@ def load_model(args: argparse.Namespace):
         raise CLIError(f"--weights {weights} is a run folder written by `train`: use --ckpt {weights}")
     if ckpt and args.n_head:
         raise UsageError("--n-head is for a weights file without config.json; a checkpoint knows its shape")
-    if getattr(args, "int8", False) and args.dtype not in (None, "float32"):
+    if args.int8 and args.dtype not in (None, "float32"):
         raise UsageError(f"--int8 stores the weights as integers: drop --dtype {args.dtype}")
     import torch
     device, dtype = resolve_device(args.device), getattr(torch, args.dtype) if args.dtype else None
@@ -267,7 +254,7 @@ def load_model(args: argparse.Namespace):
         from gpt2lib.tokenizer import gpt2_tokenizer
         model = load_pretrained(path or args.model or "gpt2", device=device, dtype=dtype, n_head=args.n_head)
         tokenizer = gpt2_tokenizer()
-    if getattr(args, "int8", False):
+    if args.int8:
         from gpt2lib.fast import quantize                  # chapter 10
         quantize(model)
     return model.eval(), tokenizer
@@ -275,8 +262,8 @@ def load_model(args: argparse.Namespace):
 
 # %% notebooks/08_command_line.ipynb 25
 class TextStream:
-    """Token ids in, text out, piece by piece, never half a character: an incremental UTF-8 decoder keeps
-    the bytes of an unfinished character until the rest arrives. The pieces add up to ``decode(ids)``."""
+    """Token ids in, text out, never half a character: an incremental UTF-8 decoder keeps the bytes of an
+    unfinished character until the rest arrives. The pieces add up to ``decode(ids)``."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
@@ -291,13 +278,9 @@ class TextStream:
 
 # %% notebooks/08_command_line.ipynb 28
 def write(text: str, file=None) -> None:
-    """Print ``text`` at once (no newline added), even on a terminal that cannot show every character."""
-    file = file or sys.stdout
-    try:
-        file.write(text)
-    except UnicodeEncodeError:
-        encoding = getattr(file, "encoding", None) or "ascii"
-        file.write(text.encode(encoding, "replace").decode(encoding))
+    """Print ``text`` at once (no newline added), with '?' for what the terminal cannot show."""
+    file, encoding = file or sys.stdout, getattr(file or sys.stdout, "encoding", None) or "utf-8"
+    file.write(text.encode(encoding, "replace").decode(encoding))
     file.flush()
 
 
@@ -326,10 +309,9 @@ def encode_prompt(tokenizer, prompt: str, config) -> list[int]:
     """The prompt's ids, checked against the model's context and vocabulary. An empty prompt starts from
     <|endoftext|>, as a new document in GPT-2's training data did."""
     ids = tokenizer.encode(prompt, allowed_special="all")   # "<|endoftext|>" in a prompt: the token, as in HF
-    eot = tokenizer.special_tokens.get("<|endoftext|>", config.vocab_size)
-    if not ids and eot >= config.vocab_size:
+    ids = ids or [tokenizer.special_tokens.get("<|endoftext|>", config.vocab_size)]
+    if not prompt and ids[0] >= config.vocab_size:
         raise CLIError("the prompt is empty; give the model some text to continue")
-    ids = ids or [eot]
     if len(ids) > config.block_size:
         raise CLIError(f"the prompt is {len(ids)} tokens long, but the model's context holds only "
                        f"{config.block_size}; shorten the prompt")
@@ -363,8 +345,8 @@ def complete(model, tokenizer, ids: list[int], args: argparse.Namespace, out=Non
     return new
 
 
-def show_ids(prompt_ids: list[int], new_ids: list[int], out=None) -> None:
-    write(f"prompt ids ({len(prompt_ids)}): {prompt_ids}\ngenerated ids ({len(new_ids)}): {new_ids}\n", out)
+def show_ids(prompt_ids: list[int], new_ids: list[int]) -> None:
+    write(f"prompt ids ({len(prompt_ids)}): {prompt_ids}\ngenerated ids ({len(new_ids)}): {new_ids}\n")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -392,11 +374,11 @@ def generate_many(args: argparse.Namespace) -> int:
     prompt with its continuation, a blank line after each."""
     from gpt2lib.generate import generate
 
-    path = existing_path(args.prompts_file, "--prompts-file")
     try:
-        prompts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (UnicodeDecodeError, IsADirectoryError) as e:
-        raise CLIError(f"--prompts-file {args.prompts_file}: not a UTF-8 text file ({type(e).__name__})") from None
+        text = existing_path(args.prompts_file, "--prompts-file").read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CLIError(f"--prompts-file {args.prompts_file}: not a UTF-8 text file") from None
+    prompts = [line for line in text.splitlines() if line.strip()]
     if not prompts:
         raise CLIError(f"--prompts-file {args.prompts_file}: no prompts in it (one per line)")
     model, tokenizer = load_model(args)
@@ -413,20 +395,12 @@ def generate_many(args: argparse.Namespace) -> int:
 
 
 # %% notebooks/08_command_line.ipynb 41
-EXIT_WORDS = ("exit", "quit")
-
-
 def read_prompt(prompt: str = "Prompt > ") -> str:
-    """One line from the user. A terminal gets input() (with line editing); a pipe is echoed, so that
-    the transcript reads the same as on screen. Raises EOFError at the end of the input."""
-    if sys.stdin.isatty():
-        return input(prompt)
-    write(prompt)
-    line = sys.stdin.readline()
-    if not line:
-        raise EOFError
-    line = line.rstrip("\r\n")
-    write(line + "\n")
+    """One line from the user (EOFError at the end of the input). A piped line is echoed, so that the
+    transcript reads the same as on screen."""
+    line = input(prompt).rstrip("\r")
+    if not sys.stdin.isatty():
+        write(line + "\n")
     return line
 
 
@@ -434,8 +408,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """`chat`: a prompt loop. exit, quit or Ctrl-D leave; Ctrl-C stops the current answer only."""
     sampling_options(args)
     model, tokenizer = load_model(args)
-    print("Type a prompt and press Enter. Ctrl-C stops an answer; exit, quit or Ctrl-D leaves.",
-          file=sys.stderr)
+    print("Type a prompt and press Enter. Ctrl-C stops an answer; exit, quit or Ctrl-D leaves.", file=sys.stderr)
     while True:
         try:
             line = read_prompt()
@@ -446,7 +419,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             write("\n")
             print("(to leave, type exit or quit, or press Ctrl-D)", file=sys.stderr)
             continue
-        if line.strip().lower() in EXIT_WORDS:
+        if line.strip().lower() in ("exit", "quit"):
             return 0
         if not line.strip():
             continue
@@ -490,18 +463,18 @@ def restore_run(args: argparse.Namespace):
     options put back into `args`, except the flags typed now, which override them (and are named)."""
     from gpt2lib.checkpoint import find_checkpoint, load_checkpoint
 
-    started = Path(args.out) / "cli.json"            # written when the run started, before any work
-    if find_checkpoint(args.out) is None and not started.is_file():
-        raise CLIError(f"--resume: no checkpoint in {args.out}; run without --resume to start a new run")
     ck = load_checkpoint(args.out) if find_checkpoint(args.out) is not None else None
+    started = Path(args.out) / "cli.json"            # written when the run started, before any work
+    if ck is None and not started.is_file():
+        raise CLIError(f"--resume: no checkpoint in {args.out}; run without --resume to start a new run")
     saved = ck.meta.get("cli", {}) if ck else json.loads(started.read_text(encoding="utf-8"))
     typed = {k for k in RUN_OPTIONS if "--" + k.replace("_", "-") in getattr(args, "given", ())}
-    changed = [f"--{k.replace('_', '-')} {getattr(args, k)} (was {saved[k]})" for k in sorted(typed & set(saved))
-               if saved[k] != getattr(args, k)]
-    for k in typed & {"n_layer", "n_head", "n_embd", "block_size", "vocab_size"} if ck else ():   # the weights'
+    for k in sorted(typed & {*SHAPE, "block_size"}) if ck else ():      # the weights have these
         if getattr(args, k) != getattr(ck.config, k):
             raise CLIError(f"--resume: the checkpoint in {args.out} has {k}={getattr(ck.config, k)}, not "
                            f"{getattr(args, k)}; drop that option to continue it, or train into a new --out")
+    changed = [f"--{k.replace('_', '-')} {getattr(args, k)} (was {saved[k]})" for k in sorted(typed & set(saved))
+               if saved[k] != getattr(args, k)]
     for k in set(saved) - typed:
         setattr(args, k, saved[k])
     if changed:
@@ -512,18 +485,17 @@ def restore_run(args: argparse.Namespace):
 
 
 def save_options(out: Path, options: dict) -> None:
-    """The options of a new run, in --out/cli.json before any work: a run killed before its first
-    checkpoint can still be resumed with --resume alone (it starts again)."""
+    """A new run's options, in --out/cli.json before any work, so that --resume alone can restart it."""
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "cli.json.tmp"
-    tmp.write_text(json.dumps(options, indent=1), encoding="utf-8")
-    os.replace(tmp, out / "cli.json")
+    (out / "cli.json.tmp").write_text(json.dumps(options, indent=1), encoding="utf-8")
+    os.replace(out / "cli.json.tmp", out / "cli.json")          # all or nothing, even under kill -9
 
 
 # %% notebooks/08_command_line.ipynb 49
 def init_model(args: argparse.Namespace):
     """--init: the model to continue training and its tokenizer (a run folder's own, else GPT-2's)."""
     from gpt2lib.checkpoint import find_checkpoint, load_checkpoint
+    from gpt2lib.pretrained import load_pretrained
     from gpt2lib.tokenizer import gpt2_tokenizer
 
     given = [f"--{k.replace('_', '-')}" for k in SHAPE if getattr(args, k) is not None]
@@ -533,12 +505,11 @@ def init_model(args: argparse.Namespace):
     if path.is_dir() and (find_checkpoint(path) is not None or (path / "checkpoint.json").is_file()):
         ck = load_checkpoint(path)
         return ck.model, ck.tokenizer
-    from gpt2lib.pretrained import load_pretrained
     model, tokenizer = load_pretrained(args.init), gpt2_tokenizer()
     if model.config.vocab_size < tokenizer.n_vocab:
         raise CLIError(f"--init {args.init}: the weights have {model.config.vocab_size} token embeddings, but "
-                       f"GPT-2's tokenizer, the one Hugging Face weights use, gives ids up to {tokenizer.n_vocab - 1}; "
-                       f"give weights with all {tokenizer.n_vocab} tokens, or a `train` run folder")
+                       f"GPT-2's tokenizer gives ids up to {tokenizer.n_vocab - 1}; give weights with all "
+                       f"{tokenizer.n_vocab} tokens, or a `train` run folder")
     return model, tokenizer
 
 
@@ -547,13 +518,12 @@ def read_data(args: argparse.Namespace):
     """--data as (train, val, pairs): two texts, or for a .jsonl / .csv file (pairs=True) two lists of
     instruction examples, the last --val-fraction of them held out (chapter 9)."""
     from gpt2lib.data import load_corpus, split_text
+    from gpt2lib.finetune import read_examples
 
     if args.data is not None:
         existing_path(args.data, "--data")
     if args.data is None or Path(args.data).suffix.lower() not in (".jsonl", ".csv"):
         return (*split_text(load_corpus(args.data), args.val_fraction), False)
-    from gpt2lib.finetune import read_examples
-
     examples = read_examples(args.data, ("instruction", "response"))    # a bad line: ValueError naming it
     n_val = max(1, round(args.val_fraction * len(examples)))
     if len(examples) <= n_val:
@@ -581,11 +551,11 @@ def new_model(args: argparse.Namespace, text: str):
 
 def encode_data(args, model, tokenizer, train_part, val_part, pairs: bool):
     """(train data, val data, val bytes): token ids of the texts, or padded instruction datasets."""
+    from gpt2lib.finetune import InstructionDataset
+
     if not pairs:
         return (*(tokenizer.encode(t, allowed_special="all") for t in (train_part, val_part)),
                 len(val_part.encode("utf-8")))
-    from gpt2lib.finetune import InstructionDataset
-
     block = args.block_size or model.config.block_size
     return InstructionDataset(train_part, tokenizer, block), InstructionDataset(val_part, tokenizer, block), None
 
@@ -594,33 +564,30 @@ def encode_data(args, model, tokenizer, train_part, val_part, pairs: bool):
 def cmd_train(args: argparse.Namespace) -> int:
     """`train`: chapter 6's loop on a text file; checkpoints in --out; --resume continues the last one."""
     ck = restore_run(args) if args.resume else None
+    from gpt2lib.finetune import TEMPLATE, add_lora
     from gpt2lib.train import TrainConfig, train
 
     device = resolve_device(args.device)
     train_part, val_part, pairs = read_data(args)
-    model, tokenizer = (ck.model, ck.tokenizer) if ck else init_model(args) if args.init else (None, None)
     options = {k: getattr(args, k) for k in RUN_OPTIONS}
-    if ck is None:                                              # the inputs are good: the run starts here
-        model, tokenizer = (model, tokenizer) if model else new_model(args, train_part if not pairs else
-                                                                  "\n".join(e["instruction"] + "\n" + e["response"] for e in train_part))
+    if ck:
+        model, tokenizer = ck.model, ck.tokenizer
+    else:
+        text = "\n".join(e["instruction"] + "\n" + e["response"] for e in train_part) if pairs else train_part
+        model, tokenizer = init_model(args) if args.init else new_model(args, text)
         if args.lora_rank:                                      # chapter 9: only the adapters will learn
-            from gpt2lib.finetune import add_lora
             add_lora(model, args.lora_rank, args.lora_alpha, targets=tuple(args.lora_targets.split(",")))
-        save_options(Path(args.out), options)
+        save_options(Path(args.out), options)                  # the inputs are good: the run starts here
     train_data, val_data, val_bytes = encode_data(args, model, tokenizer, train_part, val_part, pairs)
     warmup = min(100, args.max_steps // 10) if args.warmup_steps is None else args.warmup_steps
-    cfg = TrainConfig(block_size=args.block_size, batch_size=args.batch_size, grad_accum=args.grad_accum,
-                      max_steps=args.max_steps, lr=args.lr, warmup_steps=warmup, eval_interval=args.eval_interval,
-                      ckpt_interval=args.ckpt_interval, out_dir=str(args.out), seed=args.seed, device=device,
-                      progress=not args.no_progress)
+    same = ("block_size", "batch_size", "grad_accum", "max_steps", "lr", "eval_interval", "ckpt_interval", "seed")
+    cfg = TrainConfig(**{k: getattr(args, k) for k in same}, warmup_steps=warmup, out_dir=str(args.out),
+                      device=device, progress=not args.no_progress)
     c, trainable = model.config, sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"model: {model.num_params():,} parameters ({trainable:,} trained; n_layer={c.n_layer}, n_head={c.n_head}, "
           f"n_embd={c.n_embd}, block_size={c.block_size}, vocab_size={c.vocab_size}); data: {len(train_data):,} "
           f"training and {len(val_data):,} validation {'examples' if pairs else 'tokens'}", file=sys.stderr)
-    meta = {"cli": options, "lora": getattr(model, "lora_config", None)}
-    if pairs:
-        from gpt2lib.finetune import TEMPLATE
-        meta["template"] = TEMPLATE                             # what chat and generate --ckpt will use
+    meta = {"cli": options, "lora": getattr(model, "lora_config", None), **({"template": TEMPLATE} if pairs else {})}
     try:
         h = train(model, train_data, val_data, cfg, tokenizer=tokenizer, val_bytes=val_bytes,
                   resume=ck is not None, meta=meta)

