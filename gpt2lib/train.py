@@ -12,16 +12,17 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import Dataset
 
 from gpt2lib import check, default_device
-from gpt2lib.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, capture_rng, save_checkpoint  # noqa: F401
+from gpt2lib.checkpoint import (CheckpointError, capture_rng, find_checkpoint,  # noqa: F401
+                                load_checkpoint, save_checkpoint)
 from gpt2lib.data import WindowDataset, batch_indices, get_batch
 
 IGNORE_INDEX = -100      # a target that no loss is computed for (padding, a prompt)
 
 
-# %% notebooks/06_training.ipynb 9
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy in nats over the last dim (logits [B, T, V] or [B, C]); targets == -100 are skipped."""
     return F.cross_entropy(logits.flatten(0, -2).float(),   # [B, T, V] -> [B*T, V]
@@ -39,10 +40,9 @@ def bits_per_byte(total_nats: float, n_bytes: int) -> float:
     return total_nats / math.log(2) / check("n_bytes", n_bytes, 1)
 
 
-# %% notebooks/06_training.ipynb 13
+# %% notebooks/06_training.ipynb 12
 def eval_windows(n_tokens: int, block_size: int, stride: int | None = None) -> list[tuple[int, int]]:
-    """(start, n_scored) windows of length T = min(block_size, n_tokens - 1), each scoring its last n_scored
-    targets, so that tokens 1 .. N-1 are scored once, with at least T - stride tokens of context."""
+    """(start, n_scored) windows of T = min(block_size, n_tokens - 1) that score targets 1 .. N-1 once each."""
     T = min(block_size, n_tokens - 1)
     stride = T if stride is None else check("stride", stride, 1, T)
     out, done, start = [], 0, 0                    # done: targets 1..done are already scored
@@ -53,19 +53,19 @@ def eval_windows(n_tokens: int, block_size: int, stride: int | None = None) -> l
     return out
 
 
-# %% notebooks/06_training.ipynb 17
+# %% notebooks/06_training.ipynb 16
 @torch.no_grad()
 def evaluate(model: nn.Module, data, block_size: int | None = None, batch_size: int = 8,
              n_bytes: int | None = None, stride: int | None = None, device=None, autocast=None) -> dict:
-    """Mean loss per target (nats), perplexity and, given n_bytes, bits per byte of token ids or of a Dataset
-    of (x, y). The first of the ids, which has no context, is charged ln(vocab_size) nats."""
+    """Loss (nats per target), perplexity and, given n_bytes, bits per byte of token ids or a Dataset of (x, y)."""
     raw = getattr(model, "module", model)          # unwrap DistributedDataParallel
     ids = None if isinstance(data, Dataset) else torch.as_tensor(data, dtype=torch.long).flatten()   # [N]
     if ids is not None:                            # windows that score each target once (-100: scored before)
         T = min(block_size or raw.config.block_size, raw.config.block_size, check("len(ids)", len(ids), 2) - 1)
         data = [(ids[s:s + T], torch.cat([torch.full((T - n,), IGNORE_INDEX), ids[s + T - n + 1:s + T + 1]]))
                 for s, n in eval_windows(len(ids), T, stride)]
-    device, (rank, world), was_training = device or next(raw.parameters()).device, _dist_info(), raw.training
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    device, was_training = device or next(raw.parameters()).device, raw.training
     raw.eval()
     mine, nats = torch.arange(rank, len(data), world), torch.zeros(2, dtype=torch.float64, device=device)
     for i in range(0, len(mine), batch_size):      # this rank's share, batch by batch
@@ -77,20 +77,13 @@ def evaluate(model: nn.Module, data, block_size: int | None = None, batch_size: 
         dist.all_reduce(nats)                      # [sum of nats, number of targets] over all ranks
     raw.train(was_training)
     (total, count), out = nats.tolist(), {}
-    if ids is not None:
+    if ids is not None:                            # the first id, which has no context, costs ln(vocab_size)
         out = {"tokens": int(count) + 1, "nats": total + math.log(raw.config.vocab_size)}
         out.update({"bpb": bits_per_byte(out["nats"], n_bytes)} if n_bytes is not None else {})
     return {"loss": total / count, "ppl": perplexity(total / count), **out}
 
 
-def _dist_info() -> tuple[int, int]:
-    """(rank, world_size): (0, 1) unless torch.distributed has been initialised."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-# %% notebooks/06_training.ipynb 24
+# %% notebooks/06_training.ipynb 23
 def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Matrices (embeddings, Linear weights) decay, biases and gains do not; frozen tensors are left out."""
     params = [p for p in model.parameters() if p.requires_grad]     # a tied tensor is listed once
@@ -105,7 +98,7 @@ def configure_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.1,
     return torch.optim.AdamW(optimizer_groups(model, weight_decay), lr=lr, betas=tuple(betas), fused=fused)
 
 
-# %% notebooks/06_training.ipynb 28
+# %% notebooks/06_training.ipynb 27
 def lr_at(step: int, lr: float, warmup_steps: int, max_steps: int, min_lr: float = 0.0) -> float:
     """The rate of optimizer step `step` (from 0): linear warm-up to lr, a half cosine to min_lr at max_steps."""
     if step < warmup_steps:
@@ -114,7 +107,7 @@ def lr_at(step: int, lr: float, warmup_steps: int, max_steps: int, min_lr: float
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
 
 
-# %% notebooks/06_training.ipynb 36
+# %% notebooks/06_training.ipynb 35
 @dataclass
 class TrainConfig:
     """Everything a run needs besides the model and the data; saved whole in every checkpoint."""
@@ -159,56 +152,52 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
 
 
-# %% notebooks/06_training.ipynb 41
-def _setup(model: nn.Module, cfg: TrainConfig) -> SimpleNamespace:
-    """A run's set-up: device, DistributedDataParallel under torchrun, torch.compile, precision, AdamW."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    rank, world = _dist_info()
-    cuda = torch.cuda.is_available()
-    device = torch.device(cfg.device or (f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if world > 1 and cuda
-                                         else default_device()))     # under torchrun: one GPU per process
+# %% notebooks/06_training.ipynb 40
+def _setup(model: nn.Module, cfg: TrainConfig, train_data, val_data, resume) -> tuple[SimpleNamespace, int, dict]:
+    """A run's machinery (device, DDP under torchrun, compile, precision, AdamW, data), step and history."""
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    local = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if world > 1 and torch.cuda.is_available() else None
+    device = torch.device(cfg.device or local or default_device())     # under torchrun: one GPU per process
     model.to(device)
     if device.type == "cuda":                      # TF32 matmuls for whatever stays in float32
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.cuda.set_device(device)
     ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else None
-    fwd = torch.compile(ddp or model) if cfg.compile else ddp or model
     bf16 = device.type == "cuda" and (cfg.dtype == "bfloat16" or cfg.dtype == "auto" and torch.cuda.is_bf16_supported())
     T = check("TrainConfig.block_size", cfg.block_size or model.config.block_size, 1, model.config.block_size)
-    return SimpleNamespace(model=model, fwd=fwd, ddp=ddp, device=device, rank=rank, world=world, T=T,
-                           amp=torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else nullcontext(),
-                           optimizer=configure_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.fused),
-                           tokens_per_step=cfg.batch_size * T * cfg.grad_accum * world)
+    run = SimpleNamespace(model=model, fwd=torch.compile(ddp or model) if cfg.compile else ddp or model, ddp=ddp,
+                          device=device, rank=rank, world=world, T=T,
+                          amp=torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else nullcontext(),
+                          optimizer=configure_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.fused),
+                          tokens_per_step=cfg.batch_size * T * cfg.grad_accum * world)
+    run.data = train_data if isinstance(train_data, Dataset) else WindowDataset(train_data, T, cfg.stride or T)
+    run.val = val_data if val_data is None or isinstance(val_data, Dataset) else torch.as_tensor(val_data).flatten()
+    batch_indices(len(run.data), cfg.batch_size, 0, cfg.seed, rank, world)   # fails now if a batch cannot fit
+    if not resume:
+        torch.manual_seed(cfg.seed + rank)         # dropout differs between ranks, the data order does not
+        return run, 0, {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": [], "val_bpb": [],
+                        "samples": [], "tokens": 0, "seconds": 0.0}
+    path = resume if resume is not True else find_checkpoint(cfg.out_dir) if cfg.out_dir else None
+    if path is None:
+        raise FileNotFoundError(f"resume=True, but cfg.out_dir={cfg.out_dir!r} holds no checkpoint; "
+                                f"train without resume to start a new run")
+    ck = load_checkpoint(path, model, run.optimizer, device=device, restore_rng=True)   # weights, AdamW, RNG
+    if rank == 0:
+        print(f"resumed from {ck.path.name} at step {ck.step}")
+    return run, ck.step, ck.history
 
 
-def _start(run: SimpleNamespace, cfg: TrainConfig, resume) -> tuple[int, dict]:
-    """Step and history to begin with: a checkpoint's, RNG included, when resuming; else 0 and a new history."""
-    if resume:
-        path = resume if resume is not True else find_checkpoint(cfg.out_dir) if cfg.out_dir else None
-        if path is None:
-            raise FileNotFoundError(f"resume=True, but cfg.out_dir={cfg.out_dir!r} holds no checkpoint; "
-                                    f"train without resume to start a new run")
-        ck = load_checkpoint(path, run.model, run.optimizer, device=run.device, restore_rng=True)
-        if run.rank == 0:
-            print(f"resumed from {ck.path.name} at step {ck.step}")
-        return ck.step, ck.history
-    torch.manual_seed(cfg.seed + run.rank)         # dropout differs between ranks, the data order does not
-    return 0, {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": [], "val_bpb": [],
-               "samples": [], "tokens": 0, "seconds": 0.0}
-
-
-# %% notebooks/06_training.ipynb 42
-def _optimizer_step(run: SimpleNamespace, data: Dataset, step: int, cfg: TrainConfig) -> tuple[float, float]:
-    """One step: grad_accum micro-batches forward and backward, clipping, AdamW at lr_at(step)."""
-    lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.max_steps, cfg.min_lr)
+# %% notebooks/06_training.ipynb 41
+def _optimizer_step(run: SimpleNamespace, step: int, cfg: TrainConfig, history: dict, deadline: float):
+    """Step `step` (grad_accum micro-batches, clipping, AdamW at lr_at(step)) into history: (bar text, late)."""
+    t0, lr = time.perf_counter(), lr_at(step, cfg.lr, cfg.warmup_steps, cfg.max_steps, cfg.min_lr)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     run.model.train()
     loss_sum = torch.zeros((), device=run.device)
     for micro in range(cfg.grad_accum):
-        idx = batch_indices(len(data), cfg.batch_size, step * cfg.grad_accum + micro, cfg.seed, run.rank, run.world)
-        x, y = (t.to(run.device) for t in get_batch(data, idx))             # [B, T] each
+        idx = batch_indices(len(run.data), cfg.batch_size, step * cfg.grad_accum + micro, cfg.seed, run.rank, run.world)
+        x, y = (t.to(run.device) for t in get_batch(run.data, idx))         # [B, T] each
         last = run.ddp is None or micro == cfg.grad_accum - 1                # DDP syncs gradients on the last
         with (nullcontext() if last else run.ddp.no_sync()), run.amp:
             loss = lm_loss(run.fwd(x), y) / cfg.grad_accum                   # [B, T, V] -> scalar
@@ -218,37 +207,23 @@ def _optimizer_step(run: SimpleNamespace, data: Dataset, step: int, cfg: TrainCo
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
     run.optimizer.step()
     run.optimizer.zero_grad(set_to_none=True)
+    stats = torch.stack([loss_sum, torch.tensor(float(time.perf_counter() > deadline), device=run.device)])  # [2]
     if run.world > 1:
-        dist.all_reduce(loss_sum)
-        loss_sum /= run.world
-    return loss_sum.item(), lr
-
-
-def _out_of_time(t_start: float, cfg: TrainConfig, run: SimpleNamespace) -> bool:
-    """Whether max_seconds have passed; under DDP the ranks agree, so that all stop at the same step."""
-    late = cfg.max_seconds is not None and time.perf_counter() - t_start > cfg.max_seconds
-    if run.world > 1 and cfg.max_seconds is not None:
-        flag = torch.tensor(float(late), device=run.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        late = bool(flag.item())
-    return late
-
-
-# %% notebooks/06_training.ipynb 44
-def _record(history: dict, step: int, loss: float, lr: float, dt: float, run: SimpleNamespace) -> dict:
-    """Add a step to the history; return what the progress bar shows (the MFU on a GPU it knows)."""
-    for key, value in (("step", step), ("loss", loss), ("lr", lr)):
+        dist.all_reduce(stats)                     # summed over the ranks: all stop at the same step
+    (loss, late), dt = stats.tolist(), time.perf_counter() - t0
+    loss /= run.world
+    for key, value in (("step", step + 1), ("loss", loss), ("lr", lr)):
         history[key].append(value)
     history["tokens"] += run.tokens_per_step
     history["seconds"] += dt
     mfu = estimate_mfu(run.model, run.T, run.tokens_per_step / dt) if run.device.type == "cuda" else None
-    return {"loss": f"{loss:.3f}", "lr": f"{lr:.1e}", **({"mfu": f"{100 * mfu:.0f}%"} if mfu else {})}
+    return {"loss": f"{loss:.3f}", "lr": f"{lr:.1e}", **({"mfu": f"{100 * mfu:.0f}%"} if mfu else {})}, late > 0
 
 
+# %% notebooks/06_training.ipynb 43
 def _sample(model: nn.Module, tokenizer, cfg: TrainConfig, step: int) -> str:
     """A text sample from the model being trained (chapter 5's generate), seeded by the step."""
     from gpt2lib.generate import generate
-
     ids = tokenizer.encode(cfg.sample_prompt) or [0]
     model.eval()
     out = generate(model, torch.tensor([ids], device=next(model.parameters()).device), cfg.sample_tokens,
@@ -257,30 +232,18 @@ def _sample(model: nn.Module, tokenizer, cfg: TrainConfig, step: int) -> str:
     return tokenizer.decode(out[0, len(ids):].tolist())
 
 
-# %% notebooks/06_training.ipynb 46
+# %% notebooks/06_training.ipynb 45
 def train(model: nn.Module | None, train_data, val_data=None, cfg: TrainConfig | None = None, *, tokenizer=None,
           val_bytes: int | None = None, resume=False, callback=None, init=None, meta: dict | None = None) -> dict:
-    """Train on token ids or a Dataset of (x, y) pairs and return the history. resume: True (cfg.out_dir)
-    or a checkpoint path; init: weights for load_pretrained instead of a model. Ctrl-C saves, then re-raises."""
+    """Train on token ids or a Dataset of (x, y) pairs; return the history. Ctrl-C saves, then re-raises."""
     from tqdm.auto import tqdm
-
     cfg = cfg or TrainConfig()
     if (model is None) == (init is None):
         raise ValueError(f"train needs exactly one of a model and init=NAME|PATH; got init={init!r}")
-    if init is not None:
+    if init is not None:                           # weights for load_pretrained instead of a model
         from gpt2lib.pretrained import load_pretrained
         model, meta = load_pretrained(init), {**(meta or {}), "init": str(init)}
-    run = _setup(model, cfg)                       # device, DDP, compile, precision, optimizer
-    data = train_data if isinstance(train_data, Dataset) else WindowDataset(train_data, run.T, cfg.stride or run.T)
-    val = val_data if val_data is None or isinstance(val_data, Dataset) else torch.as_tensor(val_data).flatten()
-    batch_indices(len(data), cfg.batch_size, 0, cfg.seed, run.rank, run.world)   # fails now if a batch cannot fit
-    step, history = _start(run, cfg, resume)       # 0 and a new history, or where the checkpoint left off
-
-    def validate():
-        r = evaluate(model, val, run.T, cfg.eval_batch_size, val_bytes, device=run.device, autocast=run.amp)
-        for key, value in (("val_step", step), ("val_loss", r["loss"]), ("val_bpb", r.get("bpb"))):
-            history[key].append(value)
-        return f"{r['loss']:.3f}"
+    run, step, history = _setup(model, cfg, train_data, val_data, resume)   # resume: True (cfg.out_dir) or a path
 
     def save(rng=None):
         return save_checkpoint(cfg.out_dir, model, run.optimizer, step=step, train_config=vars(cfg), meta=meta,
@@ -288,28 +251,29 @@ def train(model: nn.Module | None, train_data, val_data=None, cfg: TrainConfig |
 
     saving, every = cfg.out_dir is not None and run.rank == 0, lambda n: n and step % n == 0
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress or run.rank != 0, desc="train")
-    t_start, saved_at, rng = time.perf_counter(), -1, None
+    deadline = time.perf_counter() + (math.inf if cfg.max_seconds is None else cfg.max_seconds)
+    saved_at, rng, late = -1, None, False
     try:
-        while step < cfg.max_steps:
-            rng, t0 = capture_rng(), time.perf_counter()     # rng: what a resumed run must begin this step with
-            loss, lr = _optimizer_step(run, data, step, cfg)
+        while step < cfg.max_steps and not late:
+            rng = capture_rng()                             # what a resumed run must begin this step with
+            post, late = _optimizer_step(run, step, cfg, history, deadline)
             step, rng = step + 1, None                      # the step is complete: its end state is the one to keep
-            post = _record(history, step, loss, lr, time.perf_counter() - t0, run)
-            late = _out_of_time(t_start, cfg, run)
-            if val is not None and (every(cfg.eval_interval) or step == cfg.max_steps or late):
-                post["val"] = validate()
+            end = step == cfg.max_steps or late
+            if run.val is not None and (every(cfg.eval_interval) or end):
+                r = evaluate(model, run.val, run.T, cfg.eval_batch_size, val_bytes, device=run.device, autocast=run.amp)
+                for key, value in (("val_step", step), ("val_loss", r["loss"]), ("val_bpb", r.get("bpb"))):
+                    history[key].append(value)
+                post["val"] = f"{r['loss']:.3f}"
             if tokenizer is not None and every(cfg.sample_interval) and run.rank == 0:
                 history["samples"].append((step, _sample(model, tokenizer, cfg, step)))
                 bar.write(f"--- sample at step {step} ---\n{history['samples'][-1][1]}")
             bar.set_postfix(post, refresh=False)
             bar.update(1)
-            if saving and (every(cfg.ckpt_interval) or step == cfg.max_steps or late):
+            if saving and (every(cfg.ckpt_interval) or end):
                 save()
                 saved_at = step
             if callback is not None:
                 callback(step, history)
-            if late:
-                break
     except KeyboardInterrupt:                      # the step under way is dropped; rng is from before it
         if saving and saved_at != step:
             bar.write(f"interrupted: saved {save(rng)} at step {step}; train(..., resume=True) continues")
@@ -319,22 +283,20 @@ def train(model: nn.Module | None, train_data, val_data=None, cfg: TrainConfig |
     return history
 
 
-# %% notebooks/06_training.ipynb 78
+# %% notebooks/06_training.ipynb 77
 PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
               "A10": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12, "T4": 65e12}
 
 
 def flops_per_token(model: nn.Module, seq_len: int) -> float:
-    """Training FLOPs per token: 6 per weight of every matrix product (the tied [C, V] head included),
-    2 forward and 4 backward, plus attention's 12 L T C."""
+    """Training FLOPs per token: 6 per weight of each matrix product (tied [C, V] head included) + 12 L T C."""
     c = getattr(model, "module", model).config
     weights = 12 * c.n_layer * c.n_embd ** 2 + c.n_embd * c.vocab_size     # the blocks' matrices, the head
-    return 6 * weights + 12 * c.n_layer * seq_len * c.n_embd
+    return 6 * weights + 12 * c.n_layer * seq_len * c.n_embd               # 2 forward + 4 backward; attention
 
 
 def estimate_mfu(model: nn.Module, seq_len: int, tokens_per_s: float, peak_flops: float | None = None):
     """Model FLOPs utilisation: training FLOP/s over the device's dense bf16 peak (None if unknown)."""
     if peak_flops is None and torch.cuda.is_available():
-        name = torch.cuda.get_device_name()
-        peak_flops = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+        peak_flops = next((v for k, v in PEAK_FLOPS.items() if k in torch.cuda.get_device_name()), None)
     return None if peak_flops is None else flops_per_token(model, seq_len) * tokens_per_s / peak_flops

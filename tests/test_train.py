@@ -206,7 +206,7 @@ def test_batch_indices_shard_a_global_batch():
 def test_batch_larger_than_data_is_refused():
     with pytest.raises(ValueError, match="batch needs 64 windows"):
         train(tiny(), data(40), None, cfg(batch_size=64, stride=None))
-    with pytest.raises(ValueError, match="10 tokens are too few"):
+    with pytest.raises(ValueError, match="10 tokens|tokens, got 10"):
         train(tiny(), data(10), None, cfg())
     with pytest.raises(ValueError, match="block_size must be <= 16, got 32"):
         train(tiny(), data(), None, cfg(block_size=32))
