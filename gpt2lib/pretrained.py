@@ -4,6 +4,7 @@
 import json
 import os
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,8 +13,7 @@ import torch
 from gpt2lib.model import GPT, GPTConfig
 
 HUB_NAMES = tuple(GPTConfig.PRESETS)   # gpt2, gpt2-medium, gpt2-large, gpt2-xl: chapter 4's presets are the hub's names
-# The four weights that GPT-2 checkpoints keep in Conv1D's (in, out) layout, not nn.Linear's (out, in).
-CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")   # kept (in, out)
 
 
 class WeightsError(ValueError):
@@ -27,14 +27,10 @@ def _why(e: Exception) -> str:
 # %% notebooks/07_pretrained.ipynb 8
 def resolve(name_or_path) -> Path:
     """The file or folder that name_or_path names, or a hub name's folder (cache or download)."""
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        return path
-    name = os.fspath(name_or_path)
-    if name.removeprefix("openai-community/") in HUB_NAMES:
-        return hub_folder(name)
-    sources = (f"a Hugging Face folder (config.json + model.safetensors), a .safetensors or .pt file, "
-               f"a gpt2lib training run, or one of the names {', '.join(HUB_NAMES)}")
+    path, name = Path(name_or_path).expanduser(), os.fspath(name_or_path)
+    if path.exists() or name.removeprefix("openai-community/") in HUB_NAMES:
+        return path if path.exists() else hub_folder(name)
+    sources = f"a Hugging Face folder, a .safetensors or .pt file, a gpt2lib run, or one of {', '.join(HUB_NAMES)}"
     if "/" in name or os.sep in name or path.suffix:
         raise FileNotFoundError(f"no such file or folder: {name}; give {sources}")
     raise WeightsError(f"unknown model name {name!r}: neither a path here nor a hub name; give {sources}")
@@ -43,10 +39,8 @@ def resolve(name_or_path) -> Path:
 def hub_folder(name: str) -> Path:
     """The folder (config.json + model.safetensors) of a model on the hub: from the cache, else downloaded."""
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
-    try:
+    try:    # subtle: uncached, hf_hub_download retries a silent hub for minutes; this asks once, with a timeout
         if not isinstance(try_to_load_from_cache(name, "model.safetensors"), str):
-            # subtle: with nothing cached, hf_hub_download retries a hub that never answers for minutes;
-            # one question without retries fails within HF_HUB_ETAG_TIMEOUT seconds (10) instead
             get_hf_file_metadata(hf_hub_url(name, "config.json"), timeout=constants.HF_HUB_ETAG_TIMEOUT)
         return Path([hf_hub_download(name, f) for f in ("config.json", "model.safetensors")][-1]).parent
     except Exception as e:
@@ -60,14 +54,11 @@ def normalize_keys(state_dict: dict) -> dict:
     """gpt2lib's names for a GPT-2 state dict: wrappers stripped, `transformer.` added, mask buffers dropped."""
     out = {}
     for key, value in state_dict.items():
-        parts = key.split(".")
-        while parts[0] in ("module", "_orig_mod"):         # DistributedDataParallel, torch.compile
-            parts = parts[1:]
-        if parts[-2:] in (["attn", "bias"], ["attn", "masked_bias"]):
-            continue                                       # the causal mask: rebuilt, never learned
-        if parts[0] in ("wte", "wpe", "h", "ln_f"):        # a bare GPT2Model has no `transformer.`
-            parts = ["transformer", *parts]
-        if (name := ".".join(parts)) in out:
+        name = re.sub(r"^((module|_orig_mod)\.)+", "", key)                # DistributedDataParallel, torch.compile
+        if name.endswith((".attn.bias", ".attn.masked_bias")):             # the causal mask: rebuilt, never learned
+            continue
+        name = re.sub(r"^(wte|wpe|h|ln_f)\.", r"transformer.\1.", name)   # a bare GPT2Model has no `transformer.`
+        if name in out:
             raise WeightsError(f"{key!r} and another key both mean {name!r}: two models in one file; keep one")
         out[name] = value
     return out
@@ -84,8 +75,7 @@ def config_from_hf(hf: dict) -> dict:
                "n_inner": (None, 4 * hf.get("n_embd", 0)), "scale_attn_weights": (True,),        # the default
                "scale_attn_by_inverse_layer_idx": (False,), "add_cross_attention": (False,)}
     for name in (k for k, ok in allowed.items() if hf.get(k, ok[0]) not in ok):
-        raise WeightsError(f"the config sets {name}={hf.get(name)!r}, a model gpt2lib does not build "
-                           f"(GPT-2 only: GELU-tanh, a 4x MLP, 1/sqrt(head_dim) attention)")
+        raise WeightsError(f"the config sets {name}={hf.get(name)!r}: not GPT-2, the one model gpt2lib builds")
     return {FIELDS[k]: v for k, v in hf.items() if k in FIELDS}
 
 
@@ -101,8 +91,7 @@ def infer_config(state_dict: dict, known: dict | None = None, n_head: int | None
               "bias": "transformer.ln_f.bias" in state_dict, "dropout": 0.0, **(known or {})}
     guess = n_embd // 64 if n_embd % 64 == 0 else None       # 64 dimensions per head, as in all four sizes
     if (n_head := n_head if n_head is not None else fields.get("n_head", guess)) is None:
-        raise WeightsError(f"cannot tell the number of heads: n_embd={n_embd} is not a multiple of 64 "
-                           f"(GPT-2's head size); pass n_head=... to load_pretrained")
+        raise WeightsError(f"cannot tell the number of heads: n_embd={n_embd} is not a multiple of 64; pass n_head=N")
     try:
         return GPTConfig(**{**fields, "n_head": n_head})
     except (TypeError, ValueError) as e:
@@ -118,8 +107,7 @@ def convert_state_dict(state_dict: dict, config: GPTConfig) -> dict:
            for k, v in state_dict.items()}
     head, wte = out.pop("lm_head.weight", None), out.get("transformer.wte.weight")
     if head is not None and not (head.shape == wte.shape and torch.equal(head, wte)):
-        raise WeightsError("lm_head.weight differs from transformer.wte.weight: GPT-2 ties its output head to "
-                           "the token embedding, and so does gpt2lib; these weights have an untied head")
+        raise WeightsError("lm_head.weight differs from transformer.wte.weight: GPT-2 and gpt2lib tie the two")
     return {**out, "lm_head.weight": wte}                                # one matrix, used twice
 
 
@@ -128,13 +116,12 @@ def _read(path: Path, kind: str):
     """The contents of a safetensors, JSON or torch.save file, or one WeightsError that names the file."""
     from safetensors.torch import load_file
     read = {"safetensors": load_file, "JSON": lambda p: json.loads(p.read_text(encoding="utf-8")),
-            # weights_only: tensors and plain containers, never pickled objects (unpickling can run code)
             "a PyTorch checkpoint": lambda p: torch.load(p, map_location="cpu", weights_only=True)}[kind]
     try:
         return read(path)
-    except pickle.UnpicklingError:
-        raise WeightsError(f"refusing to load {path}: it holds pickled Python objects, not only tensors, and "
-                           f"unpickling them could run code; if you trust it, re-save its tensors alone") from None
+    except pickle.UnpicklingError:      # weights_only: tensors and plain containers, never pickled objects
+        raise WeightsError(f"refusing to load {path}: it holds pickled Python objects, and unpickling them could "
+                           f"run code; if you trust it, re-save its tensors alone") from None
     except Exception as e:
         raise WeightsError(f"cannot read {path} as {kind} ({_why(e)}): the file is truncated or corrupted; "
                            f"download or save it again") from None
@@ -142,13 +129,12 @@ def _read(path: Path, kind: str):
 
 def read_weights(path) -> tuple[dict, dict]:
     """(state dict, stated config fields) of a .safetensors or .pt/.bin file, or of a Hugging Face folder."""
-    path = Path(path)
+    path, index = Path(path), Path(path) / "model.safetensors.index.json"    # the index: a model saved in shards
     cfg = (path if path.is_dir() else path.parent) / "config.json"
     known = config_from_hf(_read(cfg, "JSON")) if cfg.is_file() else {}
     names = [path] if path.is_file() else [path / n for n in ("model.safetensors", "pytorch_model.bin")]
-    if (path / "model.safetensors.index.json").is_file():           # a large model, saved in shards
-        index = _read(path / "model.safetensors.index.json", "JSON")
-        names = [path / f for f in sorted(set(index["weight_map"].values()))]
+    if index.is_file():
+        names = [path / f for f in sorted(set(_read(index, "JSON")["weight_map"].values()))]
     if not (names := [p for p in names if p.is_file()]):
         raise WeightsError(f"{path} holds no weights: expected model.safetensors (or pytorch_model.bin) beside "
                            f"config.json, found {', '.join(sorted(p.name for p in path.iterdir())[:8]) or 'nothing'}")
@@ -181,13 +167,10 @@ def load_pretrained(name_or_path, device=None, dtype=None, n_head: int | None = 
             model = merge_lora(model)
     else:
         state_dict, known = read_weights(path)
-        state_dict = normalize_keys(state_dict)
-        config = infer_config(state_dict, known, n_head)
+        config = infer_config(state_dict := normalize_keys(state_dict), known, n_head)
         state_dict = convert_state_dict(state_dict, config)
-        bad = [k for k, t in state_dict.items() if not isinstance(t, torch.Tensor) or not t.isfinite().all()]
-        if bad:
-            raise WeightsError(f"{bad[0]!r} is not a tensor of finite numbers (NaN or infinite values): the file "
-                               f"is corrupted; download it again")
+        if bad := [k for k, t in state_dict.items() if not isinstance(t, torch.Tensor) or not t.isfinite().all()]:
+            raise WeightsError(f"{bad[0]!r} is not a tensor of finite numbers: a corrupted file; download it again")
         with torch.device("meta"):                  # no memory, no random init: the weights come next
             model = GPT(config)
         try:
@@ -205,25 +188,17 @@ def load_pretrained(name_or_path, device=None, dtype=None, n_head: int | None = 
 
 
 # %% notebooks/07_pretrained.ipynb 60
-def hf_config(config: GPTConfig):
-    """The transformers.GPT2Config of a gpt2lib GPTConfig (dropout off: we compare in eval mode)."""
-    from transformers import GPT2Config
-    if not config.bias:
-        raise WeightsError("transformers' GPT-2 always has biases; a bias=False model has no transformers twin")
-    eos = 50256 if config.vocab_size > 50256 else None     # <|endoftext|>, when the vocabulary has it
-    return GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
-                      n_layer=config.n_layer, n_head=config.n_head, layer_norm_epsilon=config.layer_norm_eps,
-                      activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                      bos_token_id=eos, eos_token_id=eos, tie_word_embeddings=True)
-
-
 def to_transformers(model: GPT):
-    """A transformers.GPT2LMHeadModel with the weights of a gpt2lib GPT (the four transposes undone)."""
-    from transformers import GPT2LMHeadModel
-    hf = GPT2LMHeadModel(hf_config(model.config))
+    """A transformers.GPT2LMHeadModel with the weights of a gpt2lib GPT (the four transposes undone, no dropout)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    if not (c := model.config).bias:
+        raise WeightsError("transformers' GPT-2 always has biases; a bias=False model has no transformers twin")
+    eos = 50256 if c.vocab_size > 50256 else None     # <|endoftext|>, when the vocabulary has it
+    sizes = {k: getattr(c, v) for k, v in FIELDS.items() if k not in ("block_size", "layer_norm_eps")}   # theirs
+    hf = GPT2LMHeadModel(GPT2Config(**sizes, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
+                                    attn_pdrop=0.0, bos_token_id=eos, eos_token_id=eos))
     hf.load_state_dict({k: v.t() if k.endswith(CONV1D) else v for k, v in model.state_dict().items()})
-    p = model.transformer.wte.weight
-    return hf.to(p.device, p.dtype).eval()
+    return hf.to(model.transformer.wte.weight.device, model.transformer.wte.weight.dtype).eval()
 
 
 @dataclass
@@ -263,8 +238,6 @@ class ParityResult:
         lines += [f"  note: {n}" for n in self.notes] + [f"  {'result':<14}{'PASS' if self.passed else 'FAIL'}"]
         return "\n".join(lines)
 
-    __str__ = table
-
 
 # %% notebooks/07_pretrained.ipynb 61
 @torch.no_grad()
@@ -272,6 +245,7 @@ def parity_report(model_or_path, hf_model=None, prompt="Once upon a time", max_n
                   n_head: int | None = None, atol: float = 1e-4, verbose: bool = True) -> ParityResult:
     """Compare gpt2lib with transformers on the same weights: parameters, weights, logits, greedy tokens."""
     from transformers import GPT2LMHeadModel
+    from transformers.utils import logging
     from gpt2lib.generate import generate
     from gpt2lib.tokenizer import gpt2_tokenizer
     if isinstance(model_or_path, GPT):
@@ -280,7 +254,6 @@ def parity_report(model_or_path, hf_model=None, prompt="Once upon a time", max_n
         path, source = resolve(model_or_path), os.fspath(model_or_path)
         model = load_pretrained(path, n_head=n_head)
         if hf_model is None and (path / "config.json").is_file():   # transformers reads the folder its own way
-            from transformers.utils import logging
             bars = logging.is_progress_bar_enabled()
             logging.disable_progress_bar()                          # no "Loading weights" bar inside the report
             hf_model = GPT2LMHeadModel.from_pretrained(path).float()
@@ -289,15 +262,13 @@ def parity_report(model_or_path, hf_model=None, prompt="Once upon a time", max_n
     notes = [] if hf_model is not None else ["the transformers model was built from gpt2lib's own weights"]
     cfg, device = model.config, model.transformer.wte.weight.device
     hf_model = (hf_model if hf_model is not None else to_transformers(model)).to(device).eval()
-    # 1. parameter counts (each counts a tied matrix once); 2. weight by weight, the Conv1D layout undone
-    params = (model.num_params(), sum(p.numel() for p in hf_model.parameters()))
-    theirs = {k: v.t() if k.endswith(CONV1D) else v for k, v in hf_model.state_dict().items()}
+    params = (model.num_params(), sum(p.numel() for p in hf_model.parameters()))   # a tied matrix counts once
+    theirs = {k: v.t() if k.endswith(CONV1D) else v for k, v in hf_model.state_dict().items()}   # Conv1D undone
     diffs = [(t.float() - theirs[k].float()).abs().max().item() if t.shape == theirs[k].shape else float("inf")
              for k, t in model.state_dict().items() if k != "lm_head.weight"]
-    # 3. logits on the prompt (text goes through GPT-2's tokenizer, folded into a smaller vocabulary)
     tok = gpt2_tokenizer() if isinstance(prompt, str) else None
     ids = tok.encode(prompt) if tok else [int(i) for i in prompt]
-    if tok and max(ids, default=0) >= cfg.vocab_size:
+    if tok and max(ids, default=0) >= cfg.vocab_size:                # text into a smaller vocabulary: folded
         ids = [i % cfg.vocab_size for i in ids]
         notes.append(f"prompt ids folded into the model's {cfg.vocab_size}-token vocabulary")
     if not ids or len(ids) >= cfg.block_size or max(ids) >= cfg.vocab_size or min(ids) < 0:
@@ -305,11 +276,9 @@ def parity_report(model_or_path, hf_model=None, prompt="Once upon a time", max_n
                          f"got {len(ids)} ids")
     idx = torch.tensor([ids], device=device)                                             # [1, T]
     logit_diff = (model(idx).float() - hf_model(idx).logits.float()).abs().max().item()   # [1, T, V]
-    # 4. greedy continuations, each library with its own generate (and its own KV cache)
-    n = min(max_new_tokens, cfg.block_size - len(ids))
-    if n < max_new_tokens:
+    if (n := min(max_new_tokens, cfg.block_size - len(ids))) < max_new_tokens:
         notes.append(f"{n} new tokens, not {max_new_tokens}: the context holds {cfg.block_size} tokens")
-    a = generate(model, idx, n, temperature=0.0)[0, len(ids):].tolist()
+    a = generate(model, idx, n, temperature=0.0)[0, len(ids):].tolist()           # each library's own generate
     b = hf_model.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=n, do_sample=False,
                           eos_token_id=[], pad_token_id=0)[0, len(ids):].tolist()   # eos_token_id=[]: never stop
     texts = (tok.decode(a), tok.decode(b)) if tok and cfg.vocab_size == 50257 else None

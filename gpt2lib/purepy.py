@@ -4,8 +4,9 @@
 import heapq
 import math
 import random
+import sys
 import warnings
-from dataclasses import dataclass
+from collections import namedtuple
 from operator import add, mul
 
 import gpt2lib                # for gpt2lib.check, the book's one input check (standard library only)
@@ -63,22 +64,18 @@ def attention(q: list, keys: list, values: list) -> list:
 
 def causal_self_attention(xs: list, p: dict, n_head: int, cache: dict | None = None) -> list:
     """Multi-head causal self-attention over positions xs [T][C] -> [T][C], appending to a KV cache if given."""
-    C = len(xs[0])
-    hd = C // n_head                                # head dimension
+    C, hd = len(xs[0]), len(xs[0]) // n_head        # hd: the head dimension
     cache = cache or {"k": [[] for _ in range(n_head)], "v": [[] for _ in range(n_head)]}
     past = len(cache["k"][0])                       # positions already in the cache
-    qs = []
-    for x in xs:
-        qkv = linear(x, p["c_attn.weight"], p.get("c_attn.bias"))  # [C] -> [3C]
-        qs.append(qkv[:C])                                          # [C], the query
-        for h in range(n_head):                                     # split into heads: [hd] each
+    qkvs = [linear(x, p["c_attn.weight"], p.get("c_attn.bias")) for x in xs]   # [T][C] -> [T][3C]
+    for qkv in qkvs:                                # keys and values, split into heads: [hd] each
+        for h in range(n_head):
             cache["k"][h].append(qkv[C + h * hd: C + (h + 1) * hd])
             cache["v"][h].append(qkv[2 * C + h * hd: 2 * C + (h + 1) * hd])
     out = []
-    for t, q in enumerate(qs):
-        seen = past + t + 1                         # the causal mask: keys 0 .. past + t
-        y = [v for h in range(n_head)               # heads concatenated: [C]
-             for v in attention(q[h * hd:(h + 1) * hd], cache["k"][h][:seen], cache["v"][h][:seen])]
+    for t, qkv in enumerate(qkvs):                  # the causal mask: position t sees keys 0 .. past + t
+        y = [v for h in range(n_head)               # the queries' heads attend, then concatenate: [C]
+             for v in attention(qkv[h * hd:(h + 1) * hd], cache["k"][h][:past + t + 1], cache["v"][h][:past + t + 1])]
         out.append(linear(y, p["c_proj.weight"], p.get("c_proj.bias")))  # [C] -> [C]
     return out
 
@@ -101,20 +98,13 @@ def block(xs: list, p: dict, n_head: int, eps: float = 1e-5, cache: dict | None 
 
 
 # %% notebooks/A_pure_python.ipynb 22
-@dataclass
-class PureConfig:
-    """The sizes PureGPT needs; the same names as gpt2lib's GPTConfig."""
-    vocab_size: int
-    block_size: int
-    n_layer: int
-    n_head: int
-    n_embd: int
-    layer_norm_eps: float = 1e-5
+# The sizes PureGPT needs, named as in gpt2lib's GPTConfig.
+PureConfig = namedtuple("PureConfig", "vocab_size block_size n_layer n_head n_embd layer_norm_eps", defaults=[1e-5])
 
 
 def _check_ids(ids, vocab_size: int) -> list:
     """ids as a non-empty list of ints in [0, vocab_size), or a clear error naming the first bad one."""
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, (list, tuple)):
+    if not isinstance(ids, (list, tuple)):
         raise TypeError(f"ids must be a list of token ids (encode text first), got {type(ids).__name__}")
     if not ids:
         raise ValueError("ids is empty: give at least one token id to start from")
@@ -125,8 +115,7 @@ def _check_ids(ids, vocab_size: int) -> list:
 class PureGPT:
     """GPT-2 with nothing but the standard library: weights are nested lists of Python floats."""
 
-    def __init__(self, config: PureConfig, wte: list, wpe: list, blocks: list, ln_f: dict,
-                 lm_head: list | None = None):
+    def __init__(self, config: PureConfig, wte: list, wpe: list, blocks: list, ln_f: dict, lm_head: list | None = None):
         self.config, self.wte, self.wpe = config, wte, wpe    # wte [vocab][C], wpe [block_size][C]
         self.blocks, self.ln_f = blocks, ln_f   # per layer {"ln_1.weight": [C], ...}; {"weight": [C], "bias": [C]}
         self.lm_head = wte if lm_head is None else lm_head   # [vocab][C]: tied to wte in GPT-2
@@ -137,8 +126,7 @@ class PureGPT:
         from gpt2lib.model import GPTConfig                 # the one method that needs torch: it is handed a model
         from gpt2lib.pretrained import normalize_keys       # chapter 7's rule for the names
         if not isinstance(c := getattr(model, "config", None), GPTConfig):
-            raise TypeError(f"from_torch takes a gpt2lib GPT (load_pretrained makes one of any checkpoint), "
-                            f"got a {type(model).__name__}")
+            raise TypeError(f"from_torch takes a gpt2lib GPT (from load_pretrained), got a {type(model).__name__}")
         sd = {k.removeprefix("transformer."): v for k, v in normalize_keys(model.state_dict()).items()}
         tied = sd["lm_head.weight"].data_ptr() == sd["wte.weight"].data_ptr()
         w = {k: v.detach().double().tolist() for k, v in sd.items() if not (tied and k == "lm_head.weight")}
@@ -166,10 +154,8 @@ class PureGPT:
 
     def forward(self, ids) -> list:
         """Logits for every position: ids, a list of T token ids -> [T][vocab_size] nested lists."""
-        ids = _check_ids(ids, self.config.vocab_size)
-        if len(ids) > self.config.block_size:
-            raise ValueError(f"{len(ids)} tokens are longer than the context (block_size={self.config.block_size}); "
-                             f"crop them to the last {self.config.block_size}")
+        if len(ids := _check_ids(ids, self.config.vocab_size)) > (n := self.config.block_size):
+            raise ValueError(f"{len(ids)} tokens are longer than the context (block_size={n}); crop to the last {n}")
         return self._run(ids)
 
     def new_cache(self) -> list:
@@ -183,21 +169,17 @@ class PureGPT:
         """ids and max_new_tokens more: greedy at temperature 0, else sampled with random.Random(seed)."""
         ids, n = _check_ids(ids, self.config.vocab_size), self.config.block_size
         gpt2lib.check("max_new_tokens", max_new_tokens, 0)
-        if not 0 <= gpt2lib.check("temperature", temperature, kind=float) < math.inf:
-            raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature!r}")
+        gpt2lib.check("temperature", temperature, 0, sys.float_info.max, kind=float)    # 0: greedy; finite
         if top_k is not None:
             gpt2lib.check("top_k", top_k, 1)
         if len(ids) + max_new_tokens > n:
-            warnings.warn(f"the prompt has {len(ids)} tokens and the context holds {n}: after "
-                          f"{max(n - len(ids), 0)} new tokens the window slides, and each step runs the model over "
-                          f"the last {n} (slower)", stacklevel=2)
+            warnings.warn(f"the prompt has {len(ids)} tokens and the context holds {n}: after {max(n - len(ids), 0)} "
+                          f"new tokens the window slides, each step running the model over the last {n}", stacklevel=2)
         rng, out, cache = random.Random(seed), list(ids), None
         for _ in range(max_new_tokens):
-            if cache is not None and len(out) <= n:
-                logits = self._run(out[-1:], cache, last_only=True)[0]   # only the newest position
-            else:       # first step, no cache, or a full window: run the model on the last n tokens
+            if fresh := cache is None or len(out) > n:      # first step, no cache, or a full window: the last n
                 cache = self.new_cache() if use_cache else None
-                logits = self._run(out[-n:], cache, last_only=True)[0]   # [vocab]
+            logits = self._run(out[-n:] if fresh else out[-1:], cache, last_only=True)[0]   # [vocab]
             out.append(sample_next(logits, float(temperature), top_k, rng))
         return out
 
@@ -212,5 +194,4 @@ def sample_next(logits: list, temperature: float = 0.0, top_k: int | None = None
     if top_k is not None and top_k < len(z):
         kth = heapq.nlargest(top_k, z)[-1]                         # the k-th largest value
         z = [v if v >= kth else -math.inf for v in z]              # the rest get probability 0
-    p = softmax(z)                                                 # [vocab], sums to 1
-    return (rng or random).choices(range(len(p)), weights=p)[0]
+    return (rng or random).choices(range(len(z)), weights=softmax(z))[0]   # softmax: [vocab], sums to 1
