@@ -8,34 +8,27 @@ from importlib.resources import files
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
 from gpt2lib import check
 
-# The book's corpus: Python 3.11.7's pydoc_data.topics, sorted by topic and joined with blank lines,
-# frozen as package data so that every Python gets the same bytes (see gpt2lib/corpus/README.md).
-CORPUS_FILE = "corpus/python_docs.txt"
+CORPUS_FILE = "corpus/python_docs.txt"   # Python 3.11.7's pydoc_data.topics (see gpt2lib/corpus/README.md)
 CORPUS_SHA256 = "71f2ff5d99bdc1f9c48c5c2353ad138201c5ca1c377e0226857ef8fa89b8bcee"
 
 
 def load_corpus(path: str | Path | None = None) -> str:
-    """The training text: the book's corpus (its SHA-256 checked) by default, or a UTF-8 text file,
-    byte for byte (line endings kept)."""
+    """The book's corpus (SHA-256 checked) by default, or a UTF-8 text file, byte for byte."""
     if path is None:
         data = (files("gpt2lib") / CORPUS_FILE).read_bytes()
         if (digest := hashlib.sha256(data).hexdigest()) != CORPUS_SHA256:
-            raise ValueError(f"gpt2lib/{CORPUS_FILE} is damaged: SHA-256 {digest[:16]}..., not {CORPUS_SHA256[:16]}...; "
-                             f"reinstall gpt2lib or run `git checkout -- gpt2lib/corpus`")
+            raise ValueError(f"gpt2lib/{CORPUS_FILE} is damaged (SHA-256 {digest[:16]}...): reinstall gpt2lib")
         return data.decode("utf-8")
-    path = Path(path).expanduser()
-    data = path.read_bytes()                  # a missing file, a folder: OSError, naming the path
+    data = (path := Path(path).expanduser()).read_bytes()     # a missing file, a folder: OSError, naming the path
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"'{path}' is not UTF-8 text: byte offset {e.start} (0x{data[e.start]:02x}) cannot be "
-                         f"decoded; convert the file first, e.g. `iconv -f latin1 -t utf-8`") from None
+        raise ValueError(f"'{path}' is not UTF-8 text (byte offset {e.start}): convert it, e.g. with iconv") from None
     if not text.strip():
-        raise ValueError(f"'{path}' is empty (or only whitespace): there is nothing to train on")
+        raise ValueError(f"'{path}' is empty (or only whitespace)")
     return text
 
 
@@ -45,13 +38,11 @@ _BOUNDARIES = [re.compile(p) for p in (   # the cuts split_text prefers, best fi
     r"(?<=\n)(?=\S)",         # the start of a line that is not indented
     r"(?<=\n)(?=[^\n])",      # the start of a non-empty line
     r"(?<=\n)",               # the start of any line
-    r"(?<=\s)(?=\S)",         # the start of a word
-)]
+    r"(?<=\s)(?=\S)")]        # the start of a word
 
 
 def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
-    """(train, val), both non-empty, train + val == text: cut near the last val_fraction of the text, at the
-    best kind of boundary found there. Tokenize and window the two parts apart."""
+    """(train, val), non-empty, train + val == text: cut near 1 - val_fraction, at the best boundary there."""
     check("val_fraction", val_fraction, 0, 1, kind=float, low_open=True)
     check("1 - val_fraction", 1 - val_fraction, 0, kind=float, low_open=True)    # something left to train on
     n = check("len(text)", len(text), 2)
@@ -59,17 +50,15 @@ def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
     slack = max(1, round(n * min(val_fraction, 1.0 - val_fraction) / 2))   # how far the cut may move
     lo, hi = max(1, cut - slack), min(n - 1, cut + slack)                # both parts stay non-empty
     for boundary in _BOUNDARIES:
-        cuts = [m.start() for m in boundary.finditer(text, lo, hi + 1) if m.start() <= hi]
-        if cuts:                                                         # the nearest; a tie goes left
-            cut = min(cuts, key=lambda c: (abs(c - cut), c))
+        if cuts := [m.start() for m in boundary.finditer(text, lo, hi + 1) if m.start() <= hi]:
+            cut = min(cuts, key=lambda c: (abs(c - cut), c))             # the nearest; a tie goes left
             break
     return text[:cut], text[cut:]
 
 
 # %% notebooks/02_data_and_embeddings.ipynb 22
-class WindowDataset(Dataset):
-    """Windows of block_size token ids every stride tokens: item i is (x, y), LongTensors [block_size],
-    y being x one token later. Ids after the last full window are unused."""
+class WindowDataset(torch.utils.data.Dataset):
+    """Windows of block_size ids every stride tokens: item i is (x, y) [block_size], y = x one token later."""
 
     def __init__(self, ids, block_size: int, stride: int | None = None):
         self.block_size = check("block_size", block_size, 1)
@@ -79,8 +68,7 @@ class WindowDataset(Dataset):
             raise TypeError(f"ids must be a 1-D sequence of integer token ids, got {ids.dtype} {tuple(ids.shape)}")
         self.ids = ids.long()                                                     # [N]
         if len(ids) <= block_size:
-            raise ValueError(f"{len(ids)} tokens are too few for one window: block_size={block_size} needs "
-                             f"at least {block_size + 1} tokens (the inputs and one more target)")
+            raise ValueError(f"block_size={block_size} needs at least {block_size + 1} tokens, got {len(ids)}")
         self.n_windows = (len(ids) - block_size - 1) // self.stride + 1
 
     def __len__(self) -> int:
@@ -98,8 +86,7 @@ class WindowDataset(Dataset):
 
 # %% notebooks/02_data_and_embeddings.ipynb 28
 @lru_cache(maxsize=2)
-def _epoch_order(n_windows: int, seed: int, epoch: int) -> torch.Tensor:
-    """The order in which epoch `epoch` visits the windows: a permutation seeded by (seed, epoch) alone."""
+def _epoch_order(n_windows: int, seed: int, epoch: int) -> torch.Tensor:   # seeded by (seed, epoch) alone
     return torch.randperm(n_windows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
@@ -108,17 +95,15 @@ def batch_indices(n_windows: int, batch_size: int, micro_step: int, seed: int = 
     """The windows that micro-batch `micro_step` of process `rank` reads: a pure function of the step."""
     per_epoch = n_windows // (batch_size * world_size)
     if per_epoch == 0:
-        raise ValueError(f"a batch needs {batch_size * world_size} windows (batch_size={batch_size} x "
-                         f"{world_size} process(es)) but the data has only {n_windows}; use a smaller batch_size")
+        raise ValueError(f"a batch needs {batch_size * world_size} windows but the data has only {n_windows}; "
+                         f"use a smaller batch_size")
     epoch, i = divmod(micro_step, per_epoch)
     start = (i * world_size + rank) * batch_size
     return _epoch_order(n_windows, seed, epoch)[start:start + batch_size]   # [batch_size]
 
 
 def get_batch(dataset, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The items dataset[i] for i in idx as one batch: dataset.collate(items) if the dataset has that
-    method (to pad items of different lengths), else the (x, y) pairs stacked, x [B, T] and y [B, T]."""
+    """dataset[i] for i in idx as one batch: dataset.collate(items) if it has one, else the (x, y) stacked."""
     items = [dataset[i] for i in idx.tolist()]
-    if hasattr(dataset, "collate"):
-        return dataset.collate(items)
-    return tuple(torch.stack(parts) for parts in zip(*items))             # x [B, T], y [B, T]
+    return dataset.collate(items) if hasattr(dataset, "collate") else \
+        tuple(torch.stack(parts) for parts in zip(*items))                # x [B, T], y [B, T]

@@ -5,54 +5,45 @@ import warnings
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from gpt2lib.generate import generate
 
+KERNELS = ("auto", "fbgemm", "int8pack", "reference")   # Int8Linear's kernels
 
-# %% notebooks/10_fast_generation.ipynb 11
+
 def absmax_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-output-channel absmax int8: w [out, in] -> (q int8 [out, in], scale float32 [out]), with
-    w[r] ~= q[r] * scale[r] to within scale[r] / 2. (An all-zero row gets a tiny scale, not a 0.)"""
+    """Per-channel absmax int8: w [out, in] -> (q int8, scale float32 [out]), |w - q * scale| <= scale / 2."""
     w = w.detach().float()                                               # [out, in]
     scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127                   # [out]
     q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)  # [out, in]
     return q, scale
 
 
-# %% notebooks/10_fast_generation.ipynb 16
+# %% notebooks/10_fast_generation.ipynb 15
 def fbgemm_pack(q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
-    """Our int8 weights and scales packed for fbgemm's int8 GEMM, or None where fbgemm is missing.
-    (torch.ao.quantization is deprecated: making its quantized tensor warns, so we silence that.)"""
+    """q, scale, bias packed for fbgemm's int8 GEMM (its deprecation warning silenced), or None without fbgemm."""
     if "fbgemm" not in torch.backends.quantized.supported_engines:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.backends.quantized.engine = "fbgemm"
         zero = torch.zeros(scale.numel(), dtype=torch.long)
-        w = torch._make_per_channel_quantized_tensor(q, scale.double(), zero, 0)   # [out, in] qint8
-        return torch.ops.quantized.linear_prepack(w, bias)
+        w = torch._make_per_channel_quantized_tensor(q.cpu(), scale.cpu().double(), zero, 0)   # [out, in] qint8
+        return torch.ops.quantized.linear_prepack(w, None if bias is None else bias.cpu())
 
 
-KERNELS = ("auto", "fbgemm", "int8pack", "reference")
-
-
-# %% notebooks/10_fast_generation.ipynb 17
 class Int8Linear(nn.Module):
-    """nn.Linear with a per-channel int8 weight (a quarter of the bytes), run by `kernel`: "fbgemm" (x
-    quantized on the fly, integer GEMM; x86), "int8pack" (weight-only; CPU, CUDA, MPS), "reference"
-    (dequantize, then F.linear: the definition), "auto" (fbgemm for float32 on the CPU, else int8pack)."""
+    """nn.Linear with a per-channel int8 weight; kernel "fbgemm" (x86, x quantized too), "int8pack" (weight-only),
+    "reference" (dequantize, then F.linear) or "auto" (fbgemm for float32 on the CPU, else int8pack)."""
 
     def __init__(self, linear: nn.Linear, kernel: str = "auto"):
         super().__init__()
         q, scale = absmax_int8(linear.weight)
         self.in_features, self.out_features, self.kernel = linear.in_features, linear.out_features, kernel
-        self.register_buffer("weight_int8", q.to(linear.weight.device))      # [out, in]
-        self.register_buffer("scale", scale.to(linear.weight.device))        # [out]
-        bias = None if linear.bias is None else linear.bias.detach().float().clone()
-        self.register_buffer("bias", bias)                                   # [out] or None
-        fast = kernel in ("auto", "fbgemm")
-        self.packed = fbgemm_pack(q.cpu(), scale.cpu(), None if bias is None else bias.cpu()) if fast else None
+        self.register_buffer("weight_int8", q)                                 # [out, in], on the weight's device
+        self.register_buffer("scale", scale)                                   # [out]
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())   # [out]
+        self.packed = fbgemm_pack(q, scale, self.bias) if kernel in ("auto", "fbgemm") else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:                     # x: [..., in]
         if self.packed is not None and x.device.type == "cpu" and x.dtype == torch.float32:
@@ -60,20 +51,17 @@ class Int8Linear(nn.Module):
         bias = None if self.bias is None else self.bias.to(x.dtype)
         if self.kernel == "reference":
             w = self.weight_int8.to(x.dtype) * self.scale[:, None].to(x.dtype)   # [out, in]
-            return F.linear(x, w, bias)                                      # [..., out]
-        y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features), self.weight_int8,
-                                      self.scale.to(x.dtype))                # [N, out]
-        y = y.view(*x.shape[:-1], self.out_features)                         # [..., out]
-        return y if bias is None else y + bias
+            return nn.functional.linear(x, w, bias)                          # [..., out]
+        y = torch._weight_int8pack_mm(x.reshape(-1, x.size(-1)), self.weight_int8, self.scale.to(x.dtype))   # [N, out]
+        return (y if bias is None else y + bias).view(*x.shape[:-1], self.out_features)   # [..., out]
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, kernel={self.kernel}"
 
 
-# %% notebooks/10_fast_generation.ipynb 23
+# %% notebooks/10_fast_generation.ipynb 21
 def quantize(model: nn.Module, kernel: str = "auto") -> nn.Module:
-    """Replace every nn.Linear of a GPT (four per block, and the head) by an Int8Linear, in place; return
-    the model in eval mode. Embeddings and LayerNorms stay float; the tied head gets its own int8 copy."""
+    """Every nn.Linear (the tied head too) -> an Int8Linear, in place; embeddings, LayerNorms stay float -> eval()."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     linears = [(parent, name, child) for parent in model.modules()
@@ -85,45 +73,36 @@ def quantize(model: nn.Module, kernel: str = "auto") -> nn.Module:
     return model.eval()
 
 
-# %% notebooks/10_fast_generation.ipynb 34
+# %% notebooks/10_fast_generation.ipynb 32
 def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Prompts of different lengths -> (idx [B, T] padded on the left, pad [B] = padding per row)."""
     T = max(len(p) for p in prompts)
     pad = torch.tensor([T - len(p) for p in prompts])                     # [B]
-    idx = torch.tensor([[pad_id] * (T - len(p)) + list(p) for p in prompts])   # [B, T]
-    return idx, pad
+    return torch.tensor([[pad_id] * (T - len(p)) + list(p) for p in prompts]), pad   # [B, T], [B]
 
 
 class Padded(nn.Module):
-    """A GPT reading left-padded rows (row b's tokens start after pad[b] padding): positions count from
-    each row's first token, and no query sees a padding key except a padding query itself (so that its
-    softmax stays finite; its output is never read). The KV cache is the model's own."""
+    """A GPT reading rows left-padded by pad [B]: positions from each row's first token; no query sees padding
+    (a padding query sees itself: a finite softmax, never read)."""
 
     def __init__(self, model: nn.Module, pad: torch.Tensor):
         super().__init__()
-        self.model, self.config = model, model.config
+        self.model, self.config, self.new_cache = model, model.config, model.new_cache   # the model's KV cache
         self.pad = pad.to(next(model.parameters()).device)                  # [B]
         self.train(model.training)     # subtle: generate restores *this* mode, onto the model too
 
-    def new_cache(self, batch_size: int, max_len: int | None = None):
-        return self.model.new_cache(batch_size, max_len)
-
     def forward(self, idx: torch.Tensor, cache=None, last_only: bool = False) -> torch.Tensor:
-        T = idx.size(1)                                                    # the new tokens: [B, T]
-        past = cache[0].pos if cache else 0
-        q = torch.arange(past, past + T, device=idx.device)[:, None]       # [T, 1] query columns
-        k = torch.arange(past + T, device=idx.device)                      # [S] key columns
-        pad = self.pad[:, None, None]                                      # [B, 1, 1]
-        mask = (k <= q) & ((k >= pad) | (k == q))                          # [B, T, S]
+        past = cache[0].pos if cache else 0                                # idx: the new tokens [B, T]
+        q = torch.arange(past, past + idx.size(1), device=idx.device)[:, None]   # [T, 1] query columns
+        k = torch.arange(past + idx.size(1), device=idx.device)                  # [S] key columns
+        mask = (k <= q) & ((k >= self.pad[:, None, None]) | (k == q))      # [B, T, S]
         pos = (q[:, 0] - self.pad[:, None]).clamp(min=0)                   # [B, T]
         return self.model(idx, cache, last_only, pos=pos, mask=mask[:, None])   # [B, T, vocab]
 
 
-# %% notebooks/10_fast_generation.ipynb 38
-def generate_batch(model: nn.Module, prompts: list[list[int]], max_new_tokens: int,
-                   **options) -> list[list[int]]:
-    """Continue prompts of different lengths in one batch -> one list of ids per prompt (prompt + new),
-    each what it would get alone. `options` are generate's; with eos_id a row ends at its first one."""
+# %% notebooks/10_fast_generation.ipynb 36
+def generate_batch(model: nn.Module, prompts: list[list[int]], max_new_tokens: int, **options) -> list[list[int]]:
+    """Prompts of different lengths in one batch -> prompt + new ids each, as alone; options: generate's."""
     longest, block = max(map(len, prompts)), model.config.block_size
     if not all(prompts):
         raise ValueError("every prompt needs at least one token")
@@ -134,5 +113,4 @@ def generate_batch(model: nn.Module, prompts: list[list[int]], max_new_tokens: i
     out = generate(Padded(model, pad), idx, max_new_tokens, **options)     # [B, T + new]
     rows = [row[p:].tolist() for row, p in zip(out, pad.tolist())]
     eos = options.get("eos_id")
-    return [r[:len(p) + r[len(p):].index(eos) + 1] if eos in r[len(p):] else r
-            for r, p in zip(rows, prompts)]
+    return [r[:len(p) + r[len(p):].index(eos) + 1] if eos in r[len(p):] else r for r, p in zip(rows, prompts)]
