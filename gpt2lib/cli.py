@@ -279,7 +279,8 @@ class TextStream:
 # %% notebooks/08_command_line.ipynb 28
 def write(text: str, file=None) -> None:
     """Print ``text`` at once (no newline added), with '?' for what the terminal cannot show."""
-    file, encoding = file or sys.stdout, getattr(file or sys.stdout, "encoding", None) or "utf-8"
+    file = file or sys.stdout
+    encoding = getattr(file, "encoding", None) or "utf-8"
     file.write(text.encode(encoding, "replace").decode(encoding))
     file.flush()
 

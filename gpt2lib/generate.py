@@ -67,8 +67,11 @@ def _steps(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_ca
     try:
         for _ in range(max_new_tokens):
             logits = _next_logits(model, idx, cache)                                 # [B, V]
-            probs = next_token_probs(logits, temperature, top_k, top_p)              # [B, V]: one-hot if greedy
-            nxt = probs.argmax(-1) if temperature == 0.0 else torch.multinomial(probs, 1, generator=generator)[:, 0]
+            if temperature == 0.0:                                                   # greedy: no random number
+                nxt = logits.argmax(dim=-1)                                          # [B]
+            else:
+                probs = next_token_probs(logits, temperature, top_k, top_p)          # [B, V]
+                nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]         # [B]
             if eos_id is not None:
                 nxt = _stop_rows(nxt, finished, eos_id)                              # [B]
             idx = torch.cat([idx, nxt[:, None]], dim=1)                              # [B, n + 1]

@@ -123,8 +123,9 @@ class GPT(nn.Module):
         past = cache[0].pos if cache else 0
         B, T = idx.shape                                                       # [B, T]
         check("positions (cached + new)", past + T, past + 1, self.config.block_size)   # wpe has block_size rows
-        check("token ids", int(idx.min()), 0)                                  # a bad id would fail inside wte
-        check("token ids", int(idx.max()), high=self.config.vocab_size - 1)
+        lo, hi = (int(t) for t in torch.aminmax(idx))                          # one pass; a bad id fails in wte
+        check("token ids", lo, 0)
+        check("token ids", hi, high=self.config.vocab_size - 1)
         pos = torch.arange(past, past + T, device=idx.device) if pos is None else pos   # [T] or [B, T]
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))   # [B, T, C]
         for i, block in enumerate(self.transformer.h):

@@ -54,6 +54,11 @@ def eval_windows(n_tokens: int, block_size: int, stride: int | None = None) -> l
 
 
 # %% notebooks/06_training.ipynb 16
+def _dist_info() -> tuple[int, int]:
+    """(rank, world size): (0, 1) outside torch.distributed."""
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data, block_size: int | None = None, batch_size: int = 8,
              n_bytes: int | None = None, stride: int | None = None, device=None, autocast=None) -> dict:
@@ -64,7 +69,7 @@ def evaluate(model: nn.Module, data, block_size: int | None = None, batch_size: 
         T = min(block_size or raw.config.block_size, raw.config.block_size, check("len(ids)", len(ids), 2) - 1)
         data = [(ids[s:s + T], torch.cat([torch.full((T - n,), IGNORE_INDEX), ids[s + T - n + 1:s + T + 1]]))
                 for s, n in eval_windows(len(ids), T, stride)]
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    rank, world = _dist_info()
     device, was_training = device or next(raw.parameters()).device, raw.training
     raw.eval()
     mine, nats = torch.arange(rank, len(data), world), torch.zeros(2, dtype=torch.float64, device=device)
@@ -155,7 +160,7 @@ class TrainConfig:
 # %% notebooks/06_training.ipynb 40
 def _setup(model: nn.Module, cfg: TrainConfig, train_data, val_data, resume) -> tuple[SimpleNamespace, int, dict]:
     """A run's machinery (device, DDP under torchrun, compile, precision, AdamW, data), step and history."""
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    rank, world = _dist_info()
     local = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if world > 1 and torch.cuda.is_available() else None
     device = torch.device(cfg.device or local or default_device())     # under torchrun: one GPU per process
     model.to(device)
