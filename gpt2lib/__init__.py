@@ -1,15 +1,10 @@
-"""gpt2lib: GPT-2 built from scratch in PyTorch, the library of the book *GPT-2 from Scratch*.
-
-Every other module is generated from a chapter notebook (its header says which): edit the notebooks,
-then run ``make export``.
-"""
+"""gpt2lib: GPT-2 from scratch in PyTorch. Every other module is generated from a chapter notebook: edit those."""
 __version__ = "0.1.0"
 
 
 def check(name: str, value, low=None, high=None, *, kind=int, low_open: bool = False):
-    """The one input check, used where inputs enter (configs, generate, load_*, the CLI): ``value`` if it
-    is a ``kind`` (int, or float for any real number; never a bool) in [low, high] (low excluded if
-    ``low_open``), else TypeError or ValueError naming the input, the value and the limit."""
+    """The one input check where inputs enter: ``value`` if a ``kind`` (int, or float: any real; never a bool)
+    in [low, high] (low excluded if ``low_open``), else TypeError or ValueError naming input, value and limit."""
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
         raise TypeError(f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}")
     if value != value:                                    # NaN: every comparison below would let it through
@@ -44,8 +39,7 @@ def show_versions() -> None:
 
 
 def glue(name: str, value) -> None:
-    """Hand a computed value to the prose ({glue:text}`name`, myst-nb's glue); without myst-nb (on Colab,
-    say) nothing is glued and the cell's own output shows the value."""
+    """Hand a computed value to the prose ({glue:text}`name`); without myst-nb (on Colab, say), do nothing."""
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
@@ -54,8 +48,7 @@ def glue(name: str, value) -> None:
 
 
 def add_to_class(cls):
-    """Decorator: attach a function to `cls` as a method, so a chapter builds a class cell by cell (d2l's
-    pattern); the exporter writes the methods into the class body of the generated module."""
+    """Attach a function to `cls` as a method (d2l's pattern); the exporter writes it into the class body."""
     def register(method):
         setattr(cls, getattr(method, "__name__", None) or method.fget.__name__, method)   # a property: fget's
         return method

@@ -12,8 +12,7 @@ from gpt2lib import check
 
 # %% notebooks/03_attention.ipynb 44
 class KVCache:
-    """Keys and values of one attention layer, in buffers allocated once for max_len positions;
-    update() writes the new ones at pos and returns views of all so far, so the past is never copied."""
+    """One layer's keys and values, in buffers allocated once: update() writes at pos, returns views."""
 
     def __init__(self, batch_size: int, n_head: int, max_len: int, head_dim: int,
                  device=None, dtype=torch.float32):
@@ -41,9 +40,7 @@ class KVCache:
 
 # %% notebooks/03_attention.ipynb 52
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention in GPT-2's layout: c_attn computes [q | k | v] of all heads, c_proj
-    mixes the heads. With a KVCache it also attends over the cached positions; `mask` (bool [B, 1, T, past+T],
-    True = may attend) replaces the causal mask."""
+    """GPT-2's multi-head causal self-attention, after a KVCache's positions; `mask` replaces the causal one."""
 
     def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
@@ -55,7 +52,7 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+                mask: torch.Tensor | None = None) -> torch.Tensor:   # mask: bool [B, 1, T, past+T], True = may see
         B, T, C = x.shape                                                     # [B, T, n_embd]
         past = cache.pos if cache is not None else 0
         check("positions (cached + new)", past + T, high=self.block_size)     # the context: crop longer inputs
