@@ -470,7 +470,8 @@ def restore_run(args: argparse.Namespace):
         raise CLIError(f"--resume: no checkpoint in {args.out}; run without --resume to start a new run")
     saved = ck.meta.get("cli", {}) if ck else json.loads(started.read_text(encoding="utf-8"))
     typed = {k for k in RUN_OPTIONS if "--" + k.replace("_", "-") in getattr(args, "given", ())}
-    for k in sorted(typed & {*SHAPE, "block_size"}) if ck else ():      # the weights have these
+    fixed = {*SHAPE} if saved.get("init") else {*SHAPE, "block_size"}   # with --init, block_size is the windows'
+    for k in sorted(typed & fixed) if ck else ():                       # the weights have these
         if getattr(args, k) != getattr(ck.config, k):
             raise CLIError(f"--resume: the checkpoint in {args.out} has {k}={getattr(ck.config, k)}, not "
                            f"{getattr(args, k)}; drop that option to continue it, or train into a new --out")

@@ -267,6 +267,9 @@ def test_train_init_from_a_hugging_face_folder_lowers_the_loss(hf_dir, text_file
     assert after < before - 0.5, (before, after)
     capsys.readouterr()
     assert cli.main(["generate", "--ckpt", str(out), "--prompt", "def", "--greedy", "--max-new-tokens", "5"]) == 0
+    # --block-size of an --init run is the windows' length, not the model's context: retyping it resumes
+    assert cli.main(["train", "--out", str(out), "--resume", "--block-size", "32", "--max-steps", "14"]) == 0
+    assert load_checkpoint(out).step == 14
 
 
 @pytest.mark.parametrize("flag", ["--n-layer", "--vocab-size"])
