@@ -7,7 +7,7 @@ import os
 import random
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from collections import namedtuple
 from pathlib import Path
 
 import torch
@@ -22,17 +22,9 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: corrupted, truncated, or made for another model."""
 
 
-@dataclass
-class Checkpoint:
-    """What load_checkpoint gives back."""
-    model: nn.Module
-    step: int
-    config: GPTConfig
-    train_config: dict | None    # the whole TrainConfig of the run (asdict), None outside train()
-    tokenizer: object = None     # a BPETokenizer (ours or GPT-2's), or None if none was saved
-    history: dict | None = None
-    meta: dict = field(default_factory=dict)    # the caller's own notes, as saved
-    path: Path | None = None     # the snapshot folder that was read
+# What load_checkpoint gives back: train_config is the run's whole TrainConfig as a dict (None outside train()),
+# tokenizer a BPETokenizer (ours or GPT-2's) or None, meta the caller's own notes, path the snapshot folder read.
+Checkpoint = namedtuple("Checkpoint", "model step config train_config tokenizer history meta path")
 
 
 def capture_rng() -> dict:
@@ -135,11 +127,10 @@ def load_checkpoint(path, model: nn.Module | None = None, optimizer=None, *, dev
                               f"build the model with its config, or load the checkpoint without a model")
     sd = load_file(snap / "model.safetensors", device="cpu")
     sd["lm_head.weight"] = sd["transformer.wte.weight"]                # tied, stored once
-    missing, unexpected = sorted(set(raw.state_dict()) - set(sd)), sorted(set(sd) - set(raw.state_dict()))
-    if missing or unexpected:
-        raise CheckpointError(f"{snap}/model.safetensors does not fit the model: missing {missing}, "
-                              f"unexpected {unexpected}")
-    raw.load_state_dict(sd)
+    try:
+        raw.load_state_dict(sd)                    # strict: a missing or an unexpected tensor is an error
+    except RuntimeError as e:
+        raise CheckpointError(f"{snap}/model.safetensors does not fit the model: {e}") from None
     if device is not None:
         raw.to(device)
     state = torch.load(snap / "state.pt", map_location="cpu", weights_only=True) if optimizer or restore_rng else {}

@@ -30,11 +30,6 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
                            ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
-def perplexity(loss: float) -> float:
-    """exp(mean cross-entropy in nats): the size of a uniform choice that is as uncertain."""
-    return math.exp(loss)
-
-
 def bits_per_byte(total_nats: float, n_bytes: int) -> float:
     """A code length in nats spread over the UTF-8 bytes it encodes."""
     return total_nats / math.log(2) / check("n_bytes", n_bytes, 1)
@@ -43,14 +38,10 @@ def bits_per_byte(total_nats: float, n_bytes: int) -> float:
 # %% notebooks/06_training.ipynb 12
 def eval_windows(n_tokens: int, block_size: int, stride: int | None = None) -> list[tuple[int, int]]:
     """(start, n_scored) windows of T = min(block_size, n_tokens - 1) that score targets 1 .. N-1 once each."""
-    T = min(block_size, n_tokens - 1)
+    T = min(block_size, check("n_tokens", n_tokens, 2) - 1)
     stride = T if stride is None else check("stride", stride, 1, T)
-    out, done, start = [], 0, 0                    # done: targets 1..done are already scored
-    while done < n_tokens - 1:
-        end = min(start + T, n_tokens - 1)         # this window predicts targets start+1 .. end
-        out.append((end - T, end - done))          # (the last one moved back to the full length)
-        done, start = end, start + stride
-    return out
+    ends = [*range(T, n_tokens - 1, stride), n_tokens - 1]     # each window's last target; the last window
+    return [(end - T, end - done) for done, end in zip([0, *ends], ends)]   # ends at N-1, moved back to length T
 
 
 # %% notebooks/06_training.ipynb 16
@@ -85,22 +76,19 @@ def evaluate(model: nn.Module, data, block_size: int | None = None, batch_size: 
     if ids is not None:                            # the first id, which has no context, costs ln(vocab_size)
         out = {"tokens": int(count) + 1, "nats": total + math.log(raw.config.vocab_size)}
         out.update({"bpb": bits_per_byte(out["nats"], n_bytes)} if n_bytes is not None else {})
-    return {"loss": total / count, "ppl": perplexity(total / count), **out}
+    return {"loss": total / count, "ppl": math.exp(total / count), **out}
 
 
 # %% notebooks/06_training.ipynb 23
-def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Matrices (embeddings, Linear weights) decay, biases and gains do not; frozen tensors are left out."""
-    params = [p for p in model.parameters() if p.requires_grad]     # a tied tensor is listed once
-    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-
-
 def configure_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.1,
                         betas: tuple[float, float] = (0.9, 0.95), fused: bool | None = None) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only; fused=None: the fused kernel on CUDA and the CPU."""
+    """AdamW in two groups: matrices (embeddings, Linear weights) decay, biases and gains do not; frozen tensors
+    are left out. fused=None: the fused kernel on CUDA and the CPU."""
+    params = [p for p in model.parameters() if p.requires_grad]     # a tied tensor is listed once
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     fused = next(model.parameters()).device.type in ("cuda", "cpu") if fused is None else fused
-    return torch.optim.AdamW(optimizer_groups(model, weight_decay), lr=lr, betas=tuple(betas), fused=fused)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused)
 
 
 # %% notebooks/06_training.ipynb 27
