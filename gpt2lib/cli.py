@@ -350,46 +350,38 @@ def show_ids(prompt_ids: list[int], new_ids: list[int]) -> None:
     write(f"prompt ids ({len(prompt_ids)}): {prompt_ids}\ngenerated ids ({len(new_ids)}): {new_ids}\n")
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    """`generate`: print the prompt, then its continuation as it is produced."""
-    sampling_options(args)                                  # a bad combination fails before the model loads
-    if args.prompts_file:
-        return generate_many(args)
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    model, tokenizer = load_model(args)
-    prompt = templated(args, prompt)
-    ids = encode_prompt(tokenizer, prompt, model.config)
-    write(prompt)
-    try:
-        new = complete(model, tokenizer, ids, args)
-    finally:
-        write("\n")
-    if args.show_ids:
-        show_ids(ids, new)
-    return 0
-
-
 # %% notebooks/08_command_line.ipynb 32
-def generate_many(args: argparse.Namespace) -> int:
-    """`generate --prompts-file`: continue every non-empty line of the file in one batch, then print each
-    prompt with its continuation, a blank line after each."""
+def cmd_generate(args: argparse.Namespace) -> int:
+    """`generate`: print the prompt, then its continuation as it is produced. With --prompts-file, continue
+    every non-empty line in one batch, then print each prompt with its continuation, a blank line after each."""
     from gpt2lib.generate import generate
 
-    try:
-        text = existing_path(args.prompts_file, "--prompts-file").read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CLIError(f"--prompts-file {args.prompts_file}: not a UTF-8 text file") from None
-    prompts = [line for line in text.splitlines() if line.strip()]
-    if not prompts:
-        raise CLIError(f"--prompts-file {args.prompts_file}: no prompts in it (one per line)")
+    sampling_options(args)                                  # a bad combination fails before the model loads
+    if args.prompts_file:
+        try:
+            text = existing_path(args.prompts_file, "--prompts-file").read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise CLIError(f"--prompts-file {args.prompts_file}: not a UTF-8 text file") from None
+        if not (prompts := [line for line in text.splitlines() if line.strip()]):
+            raise CLIError(f"--prompts-file {args.prompts_file}: no prompts in it (one per line)")
+    else:
+        prompts = [sys.stdin.read() if args.prompt == "-" else args.prompt]
     model, tokenizer = load_model(args)
-    prompts = [templated(args, p) for p in prompts]
+    prompts = [templated(args, p) for p in prompts]         # chapter 9's template, if the checkpoint has one
     ids = [encode_prompt(tokenizer, p, model.config) for p in prompts]
-    eot = stop_id(args, tokenizer, model.config)
-    rows = generate(model, ids, args.max_new_tokens, eos_id=eot, **sampling_options(args))  # checks the length
-    for prompt, p, row in zip(prompts, ids, rows):
-        new = [t for t in row[len(p):] if t != eot]
-        write(prompt + tokenizer.decode(new) + "\n\n")
+    if args.prompts_file:                                   # one batch (chapter 10)
+        eot = stop_id(args, tokenizer, model.config)
+        rows = generate(model, ids, args.max_new_tokens, eos_id=eot, **sampling_options(args))  # checks the length
+        news = [[t for t in row[len(p):] if t != eot] for p, row in zip(ids, rows)]
+    else:                                                   # one prompt, streamed
+        write(prompts[0])
+        try:
+            news = [complete(model, tokenizer, ids[0], args)]
+        finally:
+            write("\n")
+    for prompt, p, new in zip(prompts, ids, news):
+        if args.prompts_file:
+            write(prompt + tokenizer.decode(new) + "\n\n")
         if args.show_ids:
             show_ids(p, new)
     return 0
@@ -486,36 +478,7 @@ def restore_run(args: argparse.Namespace):
     return ck
 
 
-def save_options(out: Path, options: dict) -> None:
-    """A new run's options, in --out/cli.json before any work, so that --resume alone can restart it."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cli.json.tmp").write_text(json.dumps(options, indent=1), encoding="utf-8")
-    os.replace(out / "cli.json.tmp", out / "cli.json")          # all or nothing, even under kill -9
-
-
 # %% notebooks/08_command_line.ipynb 49
-def init_model(args: argparse.Namespace):
-    """--init: the model to continue training and its tokenizer (a run folder's own, else GPT-2's)."""
-    from gpt2lib.checkpoint import find_checkpoint, load_checkpoint
-    from gpt2lib.pretrained import load_pretrained
-    from gpt2lib.tokenizer import gpt2_tokenizer
-
-    given = [f"--{k.replace('_', '-')}" for k in SHAPE if getattr(args, k) is not None]
-    if given:
-        raise CLIError(f"--init {args.init}: the weights fix the model's shape and vocabulary; drop {', '.join(given)}")
-    path = Path(args.init).expanduser()
-    if path.is_dir() and (find_checkpoint(path) is not None or (path / "checkpoint.json").is_file()):
-        ck = load_checkpoint(path)
-        return ck.model, ck.tokenizer
-    model, tokenizer = load_pretrained(args.init), gpt2_tokenizer()
-    if model.config.vocab_size < tokenizer.n_vocab:
-        raise CLIError(f"--init {args.init}: the weights have {model.config.vocab_size} token embeddings, but "
-                       f"GPT-2's tokenizer gives ids up to {tokenizer.n_vocab - 1}; give weights with all "
-                       f"{tokenizer.n_vocab} tokens, or a `train` run folder")
-    return model, tokenizer
-
-
-# %% notebooks/08_command_line.ipynb 50
 def read_data(args: argparse.Namespace):
     """--data as (train, val, pairs): two texts, or for a .jsonl / .csv file (pairs=True) two lists of
     instruction examples, the last --val-fraction of them held out (chapter 9)."""
@@ -535,11 +498,29 @@ def read_data(args: argparse.Namespace):
 
 
 def new_model(args: argparse.Namespace, text: str):
-    """A new model of the flags' shape (seeded), and its tokenizer: GPT-2's, or a BPE trained on the text."""
+    """The model a new run starts from, and its tokenizer: --init's weights (a run folder's own tokenizer, else
+    GPT-2's), or a new model of the flags' shape (seeded) with GPT-2's tokens or a BPE trained on the text."""
     import torch
+    from gpt2lib.checkpoint import find_checkpoint, load_checkpoint
     from gpt2lib.model import GPT, GPTConfig
+    from gpt2lib.pretrained import load_pretrained
     from gpt2lib.tokenizer import BPETokenizer, gpt2_tokenizer
 
+    if args.init:
+        given = [f"--{k.replace('_', '-')}" for k in SHAPE if getattr(args, k) is not None]
+        if given:
+            raise CLIError(f"--init {args.init}: the weights fix the model's shape and vocabulary; "
+                           f"drop {', '.join(given)}")
+        path = Path(args.init).expanduser()
+        if path.is_dir() and (find_checkpoint(path) is not None or (path / "checkpoint.json").is_file()):
+            ck = load_checkpoint(path)
+            return ck.model, ck.tokenizer
+        model, tokenizer = load_pretrained(args.init), gpt2_tokenizer()
+        if model.config.vocab_size < tokenizer.n_vocab:
+            raise CLIError(f"--init {args.init}: the weights have {model.config.vocab_size} token embeddings, but "
+                           f"GPT-2's tokenizer gives ids up to {tokenizer.n_vocab - 1}; give weights with all "
+                           f"{tokenizer.n_vocab} tokens, or a `train` run folder")
+        return model, tokenizer
     if args.vocab_size:
         print(f"training a BPE tokenizer of {args.vocab_size} tokens on {len(text):,} characters", file=sys.stderr)
         tokenizer = BPETokenizer.train(text, args.vocab_size, special_tokens=["<|endoftext|>"])
@@ -551,22 +532,11 @@ def new_model(args: argparse.Namespace, text: str):
     return GPT(GPTConfig(**shape, vocab_size=tokenizer.n_vocab)), tokenizer
 
 
-def encode_data(args, model, tokenizer, train_part, val_part, pairs: bool):
-    """(train data, val data, val bytes): token ids of the texts, or padded instruction datasets."""
-    from gpt2lib.finetune import InstructionDataset
-
-    if not pairs:
-        return (*(tokenizer.encode(t, allowed_special="all") for t in (train_part, val_part)),
-                len(val_part.encode("utf-8")))
-    block = args.block_size or model.config.block_size
-    return InstructionDataset(train_part, tokenizer, block), InstructionDataset(val_part, tokenizer, block), None
-
-
-# %% notebooks/08_command_line.ipynb 51
+# %% notebooks/08_command_line.ipynb 50
 def cmd_train(args: argparse.Namespace) -> int:
     """`train`: chapter 6's loop on a text file; checkpoints in --out; --resume continues the last one."""
     ck = restore_run(args) if args.resume else None
-    from gpt2lib.finetune import TEMPLATE, add_lora
+    from gpt2lib.finetune import TEMPLATE, InstructionDataset, add_lora
     from gpt2lib.train import TrainConfig, train
 
     device = resolve_device(args.device)
@@ -576,11 +546,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         model, tokenizer = ck.model, ck.tokenizer
     else:
         text = "\n".join(e["instruction"] + "\n" + e["response"] for e in train_part) if pairs else train_part
-        model, tokenizer = init_model(args) if args.init else new_model(args, text)
+        model, tokenizer = new_model(args, text)
         if args.lora_rank:                                      # chapter 9: only the adapters will learn
             add_lora(model, args.lora_rank, args.lora_alpha, targets=tuple(args.lora_targets.split(",")))
-        save_options(Path(args.out), options)                  # the inputs are good: the run starts here
-    train_data, val_data, val_bytes = encode_data(args, model, tokenizer, train_part, val_part, pairs)
+        out = Path(args.out)                                    # the inputs are good: the run starts here,
+        out.mkdir(parents=True, exist_ok=True)                  # its options saved before any work, so that
+        (out / "cli.json.tmp").write_text(json.dumps(options, indent=1), encoding="utf-8")   # --resume restarts it
+        os.replace(out / "cli.json.tmp", out / "cli.json")      # all or nothing, even under kill -9
+    if pairs:                                                   # padded instruction examples (chapter 9)
+        block = args.block_size or model.config.block_size
+        train_data, val_data = (InstructionDataset(e, tokenizer, block) for e in (train_part, val_part))
+    else:
+        train_data, val_data = (tokenizer.encode(t, allowed_special="all") for t in (train_part, val_part))
+    val_bytes = None if pairs else len(val_part.encode("utf-8"))
     warmup = min(100, args.max_steps // 10) if args.warmup_steps is None else args.warmup_steps
     same = ("block_size", "batch_size", "grad_accum", "max_steps", "lr", "eval_interval", "ckpt_interval", "seed")
     cfg = TrainConfig(**{k: getattr(args, k) for k in same}, warmup_steps=warmup, out_dir=str(args.out),
