@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from gpt2lib import check
 from gpt2lib.model import GPT, GPTConfig
 
 HUB_NAMES = tuple(GPTConfig.PRESETS)   # gpt2, gpt2-medium, gpt2-large, gpt2-xl: chapter 4's presets are the hub's names
@@ -26,18 +27,15 @@ def _why(e: Exception) -> str:
 
 # %% notebooks/07_pretrained.ipynb 8
 def resolve(name_or_path) -> Path:
-    """The file or folder that name_or_path names, or a hub name's folder (cache or download)."""
+    """The file or folder name_or_path names; for a hub name, the model's folder: cached, else downloaded."""
     path, name = Path(name_or_path).expanduser(), os.fspath(name_or_path)
-    if path.exists() or name.removeprefix("openai-community/") in HUB_NAMES:
-        return path if path.exists() else hub_folder(name)
+    if path.exists():
+        return path
     sources = f"a Hugging Face folder, a .safetensors or .pt file, a gpt2lib run, or one of {', '.join(HUB_NAMES)}"
-    if "/" in name or os.sep in name or path.suffix:
-        raise FileNotFoundError(f"no such file or folder: {name}; give {sources}")
-    raise WeightsError(f"unknown model name {name!r}: neither a path here nor a hub name; give {sources}")
-
-
-def hub_folder(name: str) -> Path:
-    """The folder (config.json + model.safetensors) of a model on the hub: from the cache, else downloaded."""
+    if name.removeprefix("openai-community/") not in HUB_NAMES:
+        if "/" in name or os.sep in name or path.suffix:
+            raise FileNotFoundError(f"no such file or folder: {name}; give {sources}")
+        raise WeightsError(f"unknown model name {name!r}: neither a path here nor a hub name; give {sources}")
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
     try:    # subtle: uncached, hf_hub_download retries a silent hub for minutes; this asks once, with a timeout
         if not isinstance(try_to_load_from_cache(name, "model.safetensors"), str):
@@ -212,14 +210,10 @@ class ParityResult:
     logit_max_diff: float
     prompt_ids: list
     greedy: tuple          # (gpt2lib, transformers) new token ids
+    checks: dict           # parameters, weights, logits, greedy: True where the two agree
     texts: tuple | None = None   # the same, decoded, when the vocabulary is GPT-2's
     atol: float = 1e-4
     notes: list = field(default_factory=list)
-
-    @property
-    def checks(self) -> dict:
-        return {"parameters": self.params[0] == self.params[1], "weights": self.tensors_equal == self.tensors,
-                "logits": self.logit_max_diff <= self.atol, "greedy": self.greedy[0] == self.greedy[1]}
 
     @property
     def passed(self) -> bool:
@@ -271,9 +265,7 @@ def parity_report(model_or_path, hf_model=None, prompt="Once upon a time", max_n
     if tok and max(ids, default=0) >= cfg.vocab_size:                # text into a smaller vocabulary: folded
         ids = [i % cfg.vocab_size for i in ids]
         notes.append(f"prompt ids folded into the model's {cfg.vocab_size}-token vocabulary")
-    if not ids or len(ids) >= cfg.block_size or max(ids) >= cfg.vocab_size or min(ids) < 0:
-        raise ValueError(f"the prompt must be 1 to {cfg.block_size - 1} token ids in [0, {cfg.vocab_size}), "
-                         f"got {len(ids)} ids")
+    check("the prompt's length in tokens", len(ids), 1, cfg.block_size - 1)   # its ids: the model checks them
     idx = torch.tensor([ids], device=device)                                             # [1, T]
     logit_diff = (model(idx).float() - hf_model(idx).logits.float()).abs().max().item()   # [1, T, V]
     if (n := min(max_new_tokens, cfg.block_size - len(ids))) < max_new_tokens:
@@ -282,8 +274,10 @@ def parity_report(model_or_path, hf_model=None, prompt="Once upon a time", max_n
     b = hf_model.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=n, do_sample=False,
                           eos_token_id=[], pad_token_id=0)[0, len(ids):].tolist()   # eos_token_id=[]: never stop
     texts = (tok.decode(a), tok.decode(b)) if tok and cfg.vocab_size == 50257 else None
+    checks = {"parameters": params[0] == params[1], "weights": diffs.count(0.0) == len(diffs),
+              "logits": logit_diff <= atol, "greedy": a == b}
     result = ParityResult(source, params, len(diffs), diffs.count(0.0), max(diffs), logit_diff, ids, (a, b),
-                          texts, atol, notes)
+                          checks, texts, atol, notes)
     if verbose:
         print(result.table())
     return result

@@ -43,7 +43,7 @@ with torch.no_grad():
 # ---- huggingface_hub replaced: which of its functions load_pretrained calls, and what it makes of their errors
 
 def fake_hub(monkeypatch, cached, folder=None, fail=None):
-    """Stand-ins for the three huggingface_hub functions hub_folder uses; returns the log of their calls."""
+    """Stand-ins for the three huggingface_hub functions resolve uses; returns the log of their calls."""
     calls = []
 
     def metadata(url, timeout=None):
