@@ -20,18 +20,6 @@ def absmax_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # %% notebooks/10_fast_generation.ipynb 15
-def fbgemm_pack(q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
-    """q, scale, bias packed for fbgemm's int8 GEMM (its deprecation warning silenced), or None without fbgemm."""
-    if "fbgemm" not in torch.backends.quantized.supported_engines:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.backends.quantized.engine = "fbgemm"
-        zero = torch.zeros(scale.numel(), dtype=torch.long)
-        w = torch._make_per_channel_quantized_tensor(q.cpu(), scale.cpu().double(), zero, 0)   # [out, in] qint8
-        return torch.ops.quantized.linear_prepack(w, None if bias is None else bias.cpu())
-
-
 class Int8Linear(nn.Module):
     """nn.Linear with a per-channel int8 weight; kernel "fbgemm" (x86, x quantized too), "int8pack" (weight-only),
     "reference" (dequantize, then F.linear) or "auto" (fbgemm for float32 on the CPU, else int8pack)."""
@@ -43,7 +31,14 @@ class Int8Linear(nn.Module):
         self.register_buffer("weight_int8", q)                                 # [out, in], on the weight's device
         self.register_buffer("scale", scale)                                   # [out]
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())   # [out]
-        self.packed = fbgemm_pack(q, scale, self.bias) if kernel in ("auto", "fbgemm") else None
+        self.packed = None                                                     # fbgemm's weight, where it exists
+        if kernel in ("auto", "fbgemm") and "fbgemm" in torch.backends.quantized.supported_engines:
+            with warnings.catch_warnings():                                    # its deprecation warning: silenced
+                warnings.simplefilter("ignore")
+                torch.backends.quantized.engine = "fbgemm"
+                zero = torch.zeros(scale.numel(), dtype=torch.long)
+                w = torch._make_per_channel_quantized_tensor(q.cpu(), scale.cpu().double(), zero, 0)  # [out, in] qint8
+                self.packed = torch.ops.quantized.linear_prepack(w, None if self.bias is None else self.bias.cpu())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:                     # x: [..., in]
         if self.packed is not None and x.device.type == "cpu" and x.dtype == torch.float32:

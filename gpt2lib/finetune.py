@@ -31,21 +31,8 @@ class LoRALinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.base(x) + self.scale * (self.dropout(x) @ self.lora_A.T @ self.lora_B.T)   # [..., in] -> [..., out]
 
-    def merged(self) -> nn.Linear:
-        """A copy of the base nn.Linear with the change folded in: W + (alpha / r) B A, in float64 (one rounding)."""
-        out = copy.deepcopy(self.base).requires_grad_(True)
-        with torch.no_grad():
-            delta = self.lora_B.double() @ self.lora_A.double()                  # [out, r] @ [r, in] -> [out, in]
-            out.weight.copy_(out.weight.double() + self.scale * delta)            # [out, in]
-        return out
-
 
 # %% notebooks/09_finetuning.ipynb 17
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent), child, module)
-
-
 def add_lora(model: nn.Module, rank: int, alpha: float | None = None, dropout: float = 0.0,
              targets=("attn.c_attn", "attn.c_proj")) -> nn.Module:
     """A LoRALinear on each nn.Linear whose name ends with a target, the rest frozen; settings in model.lora_config."""
@@ -60,15 +47,19 @@ def add_lora(model: nn.Module, rank: int, alpha: float | None = None, dropout: f
         raise ValueError(f"LoRA target {unknown[0]!r} names no nn.Linear of this model; its Linear layers are {names}")
     model.requires_grad_(False)
     for name in (n for n in linears if any(hit(n, t) for t in targets)):
-        _replace(model, name, LoRALinear(model.get_submodule(name), rank, alpha, dropout))
+        model.set_submodule(name, LoRALinear(model.get_submodule(name), rank, alpha, dropout))
     model.lora_config = dict(rank=rank, alpha=alpha, dropout=dropout, targets=list(targets))
     return model
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
-    """Fold every adapter into its weight: a plain GPT again, as fast as one, with the same outputs."""
-    for name in [n for n, m in model.named_modules() if isinstance(m, LoRALinear)]:
-        _replace(model, name, model.get_submodule(name).merged())
+    """Fold every adapter into a copy of its nn.Linear: W + (alpha / r) B A, in float64 (one rounding); a plain GPT."""
+    for name, lora in [(n, m) for n, m in model.named_modules() if isinstance(m, LoRALinear)]:
+        linear = copy.deepcopy(lora.base)
+        with torch.no_grad():
+            delta = lora.lora_B.double() @ lora.lora_A.double()                  # [out, r] @ [r, in] -> [out, in]
+            linear.weight.copy_(linear.weight.double() + lora.scale * delta)      # [out, in]
+        model.set_submodule(name, linear)
     model.__dict__.pop("lora_config", None)
     return model.requires_grad_(True)
 
@@ -87,12 +78,11 @@ def load_lora(model: nn.Module, path) -> nn.Module:
     if not isinstance(config, dict):
         raise ValueError(f"{path} holds no lora_config: not a file written by save_lora")
     add_lora(model, **config)
+    weights = {k: v for k, v in model.state_dict().items() if ".lora_" not in k}   # the model's own, unchanged
     try:
-        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
-    except RuntimeError as e:                          # a size mismatch: another model's adapters
+        model.load_state_dict(weights | load_file(str(path)))                   # strict: each adapter, of its shape
+    except RuntimeError as e:                          # missing or unexpected keys, or another model's shapes
         raise ValueError(f"{path} does not fit this model: {str(e).splitlines()[1].strip()}") from None
-    if (missing := [k for k in missing if ".lora_" in k]) or unexpected:
-        raise ValueError(f"{path} does not fit this model: missing {missing[:2]}, unexpected {unexpected[:2]}")
     return model
 
 

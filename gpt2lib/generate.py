@@ -39,23 +39,7 @@ def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int 
     return logits.softmax(dim=-1)                                         # [..., V]
 
 
-# %% notebooks/05_generation.ipynb 23
-def _stop_rows(nxt: torch.Tensor, finished: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """The tokens [B] to append: finished rows repeat eos_id; rows producing it join finished (in place)."""
-    nxt = nxt.masked_fill(finished, eos_id)                 # [B]: finished rows get the padding
-    finished |= nxt == eos_id                               # [B]: and rows that just stopped join them
-    return nxt
-
-
 # %% notebooks/05_generation.ipynb 26
-def _next_logits(model, idx: torch.Tensor, cache) -> torch.Tensor:
-    """Logits [B, V] after idx [B, n]: what the cache lacks, or (past block_size) the last block_size tokens."""
-    if cache is not None and idx.size(-1) <= model.config.block_size:   # `...`: a bad shape is GPT.forward's
-        return model(idx[..., cache[0].pos:], cache, last_only=True)[:, -1]        # [B, V]: the prompt, then 1
-    return model(idx[..., -model.config.block_size:], last_only=True)[:, -1]       # [B, V]: the window
-
-
-# %% notebooks/05_generation.ipynb 28
 @torch.inference_mode()
 def _steps(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator):
     """Yield (the text so far [B, n], new tokens [B]) per step, in eval mode; the model's mode is restored."""
@@ -66,14 +50,17 @@ def _steps(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_ca
     model.eval()
     try:
         for _ in range(max_new_tokens):
-            logits = _next_logits(model, idx, cache)                                 # [B, V]
+            cache = None if idx.size(-1) > block else cache                          # 2. past the context: no cache
+            new = idx[..., -block:] if cache is None else idx[..., cache[0].pos:]    # [B, n']: uncached, or the window
+            logits = model(new, cache, last_only=True)[:, -1]                        # [B, V]
             if temperature == 0.0:                                                   # greedy: no random number
                 nxt = logits.argmax(dim=-1)                                          # [B]
             else:
                 probs = next_token_probs(logits, temperature, top_k, top_p)          # [B, V]
                 nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]         # [B]
-            if eos_id is not None:
-                nxt = _stop_rows(nxt, finished, eos_id)                              # [B]
+            if eos_id is not None:                                                   # 1. the stop token
+                nxt = nxt.masked_fill(finished, eos_id)                              # [B]: finished rows get it
+                finished |= nxt == eos_id                                            # [B]: rows that stop join them
             idx = torch.cat([idx, nxt[:, None]], dim=1)                              # [B, n + 1]
             yield idx, nxt
             if finished.all():
@@ -82,7 +69,7 @@ def _steps(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_ca
         model.train(was_training)
 
 
-# %% notebooks/05_generation.ipynb 30
+# %% notebooks/05_generation.ipynb 28
 def _start(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
            top_p: float | None = None, eos_id: int | None = None, use_cache: bool = True,
            seed: int | None = None, generator: torch.Generator | None = None):
@@ -112,7 +99,7 @@ def _start(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int
     return idx, _steps(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator)
 
 
-# %% notebooks/05_generation.ipynb 32
+# %% notebooks/05_generation.ipynb 30
 def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, eos_id: int | None = None, use_cache: bool = True, seed: int | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
+from safetensors.torch import load_file, save_file
 
 from conftest import random_gpt
 from gpt2lib.checkpoint import load_checkpoint, save_checkpoint
@@ -72,6 +73,11 @@ def test_save_and_load_lora_alone(tmp_path):
     assert torch.equal(again(x), model(x)) and again.lora_config == model.lora_config
     with pytest.raises(ValueError, match="does not fit"):
         load_lora(random_gpt(3, n_embd=64), path)
+    with pytest.raises(ValueError, match="does not fit.*Missing.*h.1.attn.c_attn.lora_B"):   # one adapter short
+        tensors = load_file(path)
+        del tensors["transformer.h.1.attn.c_attn.lora_B"]
+        save_file(tensors, path, metadata={"lora_config": json.dumps(model.lora_config)})
+        load_lora(random_gpt(3), path)
 
 
 @pytest.mark.parametrize("rank, error", [(0, ValueError), (-1, ValueError), (2.5, TypeError), (True, TypeError)])
