@@ -3,7 +3,6 @@
 # %% notebooks/01_tokenization.ipynb 8
 import functools
 import heapq
-import itertools
 import json
 import operator
 import warnings
@@ -47,9 +46,9 @@ def tiktoken_unicode_fix(pattern: str) -> tuple[frozenset, regex.Pattern]:
         ours = set(regex.findall(cls, everything))
         for op, chars in (("--", ours - theirs), ("", theirs - ours)):   # [A--[B]]: A but not B, [A[B]]: A or B
             if chars:
-                codes = sorted(map(ord, chars))
-                runs = (list(g) for _, g in itertools.groupby(enumerate(codes), lambda k_c: k_c[1] - k_c[0]))
-                spans = "".join(f"\\U{r[0][1]:08x}-\\U{r[-1][1]:08x}" for r in runs)   # runs of consecutive code points
+                codes = set(map(ord, chars))                     # runs of consecutive code points, as (first, last)
+                runs = zip(*(sorted(c for c in codes if c + d not in codes) for d in (-1, 1)))   # no c - 1, no c + 1
+                spans = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in runs)
                 fixed = fixed.replace(cls, f"[{cls}{op}[{spans}]]")
         odd |= ours ^ theirs
     return frozenset(odd), regex.compile("(?V1)" + fixed)
@@ -188,9 +187,7 @@ class BPETokenizer:
         if disallowed and (found := regex.search(any_of(disallowed), text)):
             raise ValueError(f"the text holds the special token {found[0]!r}: pass allowed_special={{{found[0]!r}}} "
                              f"to encode it as that token, or disallowed_special=() to encode it as plain text")
-        if not allowed:
-            return self.encode_ordinary(text)
-        parts = regex.split(any_of(allowed), text)          # text, special, text, special, ..., text
+        parts = regex.split(any_of(allowed), text) if allowed else [text]   # text, special, text, special, ..., text
         return [i for k, part in enumerate(parts)
                 for i in ([self.special_tokens[part]] if k % 2 else self.encode_ordinary(part))]
 
