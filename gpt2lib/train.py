@@ -226,16 +226,13 @@ def _sample(model: nn.Module, tokenizer, cfg: TrainConfig, step: int) -> str:
 
 
 # %% notebooks/06_training.ipynb 45
-def train(model: nn.Module | None, train_data, val_data=None, cfg: TrainConfig | None = None, *, tokenizer=None,
-          val_bytes: int | None = None, resume=False, callback=None, init=None, meta: dict | None = None) -> dict:
+def train(model: nn.Module, train_data, val_data=None, cfg: TrainConfig | None = None, *, tokenizer=None,
+          val_bytes: int | None = None, resume=False, callback=None, meta: dict | None = None) -> dict:
     """Train on token ids or a Dataset of (x, y) pairs; return the history. Ctrl-C saves, then re-raises."""
     from tqdm.auto import tqdm
     cfg = cfg or TrainConfig()
-    if (model is None) == (init is None):
-        raise ValueError(f"train needs exactly one of a model and init=NAME|PATH; got init={init!r}")
-    if init is not None:                           # weights for load_pretrained instead of a model
-        from gpt2lib.pretrained import load_pretrained
-        model, meta = load_pretrained(init), {**(meta or {}), "init": str(init)}
+    if not isinstance(model, nn.Module):           # trained weights: train(load_pretrained(NAME), ...)
+        raise TypeError(f"train needs a model (an nn.Module: GPT(config), or load_pretrained(NAME)), got {model!r}")
     run, step, history = _setup(model, cfg, train_data, val_data, resume)   # resume: True (cfg.out_dir) or a path
 
     def save(rng=None):

@@ -211,7 +211,7 @@ def test_batch_larger_than_data_is_refused():
         train(tiny(), data(10), None, cfg())
     with pytest.raises(ValueError, match="block_size must be <= 16, got 32"):
         train(tiny(), data(), None, cfg(block_size=32))
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(TypeError, match="needs a model.*got None"):
         train(None, data(), None, cfg())
 
 
@@ -470,12 +470,13 @@ def test_train_from_init_weights(tmp_path):
 
     hf = hf_folder(tmp_path / "hf", vocab_size=V, n_positions=16, n_embd=24, n_head=2)
     ids, c = data(600), cfg(max_steps=3, out_dir=str(tmp_path / "run"))
-    h = train(None, ids, None, c, init=str(hf), meta={"note": 1})
-    assert h["loss"] == train(load_pretrained(str(hf)), ids, None, cfg(max_steps=3))["loss"]
+    start = load_pretrained(str(hf))
+    loaded = start.transformer.wte.weight.detach().clone()
+    train(start, ids, None, c, meta={"init": str(hf)})          # the loaded weights train in place
     ck = load_checkpoint(c.out_dir)
-    assert ck.meta == {"note": 1, "init": str(hf)} and ck.step == 3
-    with pytest.raises(ValueError, match="exactly one"):
-        train(tiny(), ids, None, c, init=str(hf))
+    assert ck.meta == {"init": str(hf)} and ck.step == 3
+    assert torch.equal(ck.model.transformer.wte.weight, start.transformer.wte.weight)
+    assert not torch.equal(start.transformer.wte.weight, loaded)
 
 
 def test_only_parameters_that_require_grad_are_trained():
